@@ -1,0 +1,88 @@
+"""Small helpers shared by the data modules: finding variables, dims and checking time axes."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import DimensionError, MissingVariableError, TimeAxisError
+
+DEFAULT_VAR = "DUEXTTAU"
+
+_LAT_NAMES = ("lat", "latitude", "y", "nav_lat")
+_LON_NAMES = ("lon", "longitude", "x", "nav_lon")
+
+
+def ensure_dataarray(obj: xr.Dataset | xr.DataArray, var: Hashable | None = None) -> xr.DataArray:
+    """Return the data variable ``var`` of a Dataset, or the DataArray itself."""
+    if isinstance(obj, xr.DataArray):
+        return obj
+    if not isinstance(obj, xr.Dataset):
+        raise TypeError(f"expected an xarray Dataset or DataArray, got {type(obj).__name__}")
+    name = DEFAULT_VAR if var is None else var
+    if name not in obj.data_vars:
+        if var is None and len(obj.data_vars) == 1:
+            return obj[next(iter(obj.data_vars))]
+        raise MissingVariableError(
+            f"variable {name!r} not found; the Dataset has {sorted(map(str, obj.data_vars))}. "
+            "Pass var= to name the variable to use."
+        )
+    return obj[name]
+
+
+def _find_coord(obj: xr.Dataset | xr.DataArray, names, standard_name, units_suffix) -> Hashable:
+    for name in obj.dims:
+        if str(name).lower() in names:
+            return name
+    for name, coord in obj.coords.items():
+        attrs = coord.attrs
+        if attrs.get("standard_name") == standard_name or str(attrs.get("units", "")).lower() in (
+            f"degrees_{units_suffix}",
+            f"degree_{units_suffix}",
+            f"degrees{units_suffix[0]}",
+        ):
+            if coord.ndim == 1:
+                return coord.dims[0] if name not in obj.dims else name
+    raise DimensionError(
+        f"no {standard_name} dimension found: looked for a dim named one of {list(names)} or a "
+        f"1-D coordinate with standard_name={standard_name!r} or units 'degrees_{units_suffix}'. "
+        f"Found dims {list(map(str, obj.dims))}."
+    )
+
+
+def get_latlon_names(obj: xr.Dataset | xr.DataArray) -> tuple[Hashable, Hashable]:
+    """Names of the latitude and longitude dims, by name or by CF attributes."""
+    return (
+        _find_coord(obj, _LAT_NAMES, "latitude", "north"),
+        _find_coord(obj, _LON_NAMES, "longitude", "east"),
+    )
+
+
+def standardize_dims(obj):
+    """Rename CF-identified lat/lon dims to ``lat``/``lon``."""
+    lat, lon = get_latlon_names(obj)
+    rename = {k: v for k, v in ((lat, "lat"), (lon, "lon")) if k != v}
+    return obj.rename(rename) if rename else obj
+
+
+def check_daily_time(obj: xr.Dataset | xr.DataArray, *, dim: Hashable = "time") -> pd.DatetimeIndex:
+    """Check that ``dim`` exists, is datetime-like, strictly increasing and without duplicates."""
+    if dim not in obj.dims:
+        raise DimensionError(f"expected a {dim!r} dimension, found dims {list(map(str, obj.dims))}")
+    index = obj.indexes.get(dim)
+    if index is None or not isinstance(index, pd.DatetimeIndex):
+        raise TimeAxisError(f"the {dim!r} coordinate must hold datetimes (got {type(index).__name__})")
+    if index.has_duplicates:
+        dups = index[index.duplicated()].unique()[:5]
+        raise TimeAxisError(f"duplicated times on {dim!r}: {[str(d.date()) for d in dups]}")
+    if not index.is_monotonic_increasing:
+        raise TimeAxisError(f"times on {dim!r} are not increasing; sort with .sortby({dim!r}) first")
+    return index
+
+
+def as_datetime64(times) -> np.ndarray:
+    """Day-resolution datetime64[ns] array from any time-like input."""
+    return pd.DatetimeIndex(np.asarray(times)).normalize().to_numpy()
