@@ -1,0 +1,192 @@
+"""The configuration of a downscaling run: :class:`DownscaleConfig`.
+
+``DownscaleConfig.paper()`` reproduces the settings of the paper and of the authors' scripts
+(see the docs' "method" page); ``DownscaleConfig.fast()`` is a small configuration that
+trains in minutes on a laptop CPU and is what the tests and ``xdownscale demo --quick`` use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+
+from .errors import ConfigError
+
+__all__ = ["DownscaleConfig"]
+
+_CHOICES = {
+    "scaler": ("minmax", "zscore"),
+    "regrid_method": ("cubic", "linear", "nearest"),
+    "small_grid": ("fine", "native"),
+    "conditioning": ("channels", "film"),
+    "schedule": ("squaredcos_cap_v2", "linear", "scaled_linear"),
+    "sampler": ("ddpm", "ddim", "dpmsolver"),
+    "fusion": ("posthoc", "per_step"),
+    "window": ("hann", "boxcar"),
+}
+
+
+@dataclass
+class DownscaleConfig:
+    """All settings of the two-stage transfer-learning downscaler.
+
+    Every field can be overridden by keyword in :meth:`xdownscale.Downscaler.fit` and
+    ``obj.downscale.fit(..., **overrides)``.
+    """
+
+    # data preparation
+    n_lags: int = 40
+    buffer_days: int = 45
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    holdout: float = 0.2
+    eps: float = 1e-6
+    scaler: str = "minmax"
+    regrid_method: str = "cubic"
+    small_grid: str = "fine"
+    # patches and stitching
+    patch: int = 16
+    train_stride: int = 8
+    infer_stride: int = 2
+    halo: int = 4
+    window: str = "hann"
+    patches_per_day: int | None = None  # random subset of a day's patches per epoch (None: all)
+    # stage A: small temporal U-Net on the coarse record
+    small_widths: tuple[int, ...] = (64, 128, 256)
+    small_lr: float = 5e-4
+    small_batch_size: int = 32
+    small_epochs: int = 20
+    small_plateau_patience: int = 3
+    small_early_stop: int = 6
+    small_max_days: int | None = None  # cap on coarse training days (None: the whole record)
+    # stage B: the large model on the coarse/fine overlap
+    large_widths: tuple[int, ...] = (128, 256, 512)
+    conditioning: str = "channels"
+    lr: float = 1e-4
+    batch_size: int = 64
+    epochs: int = 30
+    plateau_patience: int = 12
+    plateau_factor: float = 0.5
+    early_stop: int = 24
+    grad_clip: float = 0.5
+    weight_decay: float = 1e-5
+    # diffusion
+    timesteps: int = 1000
+    schedule: str = "squaredcos_cap_v2"
+    sampler: str = "ddim"
+    sample_steps: int | None = 50
+    eta: float = 0.0
+    fusion: str = "posthoc"
+    # VAE baseline
+    vae_latent: int = 64
+    vae_beta: float = 1.0
+    vae_recon_scale: float = 100.0
+    # execution
+    predict_batch_size: int = 1024
+    device: str = "auto"
+    mixed_precision: bool = False
+    seed: int = 0
+    verbose: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation -------------------------------------------------------------------------
+    def validate(self) -> DownscaleConfig:
+        """Check every field; raise :class:`ConfigError` naming the first bad one."""
+        for name, choices in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ConfigError(f"{name}={value!r} is not one of {list(choices)}")
+        positive = ("n_lags", "patch", "train_stride", "infer_stride", "small_batch_size",
+                    "small_epochs", "batch_size", "epochs", "timesteps", "predict_batch_size")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.buffer_days < self.n_lags:
+            raise ConfigError(
+                f"buffer_days={self.buffer_days} is shorter than n_lags={self.n_lags}: the first "
+                "days of each season would have no complete lag window"
+            )
+        if len(self.split) != 3 or any(f < 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
+            raise ConfigError(f"split must be three non-negative fractions summing to 1, got {self.split}")
+        if not 0 <= self.holdout < 1:
+            raise ConfigError(f"holdout must be in [0, 1), got {self.holdout}")
+        if self.patch % 4:
+            raise ConfigError(f"patch must be a multiple of 4 (two 2x poolings), got {self.patch}")
+        if not 0 <= 2 * self.halo < self.patch:
+            raise ConfigError(f"halo={self.halo} leaves no core in a {self.patch}-pixel patch")
+        if self.infer_stride > self.patch - 2 * self.halo:
+            raise ConfigError(
+                f"infer_stride={self.infer_stride} exceeds the core size patch - 2*halo = "
+                f"{self.patch - 2 * self.halo}: some pixels would be covered by no core"
+            )
+        if self.sample_steps is not None and not 1 <= self.sample_steps <= self.timesteps:
+            raise ConfigError(f"sample_steps must be in [1, timesteps], got {self.sample_steps}")
+        if len(self.small_widths) < 3 or len(self.large_widths) < 3:
+            raise ConfigError("small_widths and large_widths need three levels")
+        if self.eps <= 0:
+            raise ConfigError(f"eps must be positive, got {self.eps}")
+        return self
+
+    # -- presets ----------------------------------------------------------------------------
+    @classmethod
+    def paper(cls, **overrides) -> DownscaleConfig:
+        """The paper's settings (1000 diffusion steps sampled in full, widths 64/128/256 and
+        128/256/512, stride 8 for training and 2 for inference, halo 4, T_lag 40)."""
+        return cls(**{"sampler": "ddpm", "sample_steps": 1000, **overrides})
+
+    @classmethod
+    def fast(cls, **overrides) -> DownscaleConfig:
+        """A small configuration that trains in minutes on a CPU (tests, ``demo --quick``)."""
+        base = dict(
+            small_widths=(16, 32, 64),
+            small_epochs=4,
+            small_batch_size=64,
+            small_plateau_patience=1,
+            small_early_stop=2,
+            small_max_days=400,
+            large_widths=(32, 64, 128),
+            lr=1e-3,
+            batch_size=64,
+            epochs=8,
+            plateau_patience=2,
+            early_stop=4,
+            sample_steps=20,
+            infer_stride=4,
+            patches_per_day=None,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    # -- (de)serialisation ------------------------------------------------------------------
+    def replace(self, **overrides) -> DownscaleConfig:
+        """A copy with some fields changed; unknown names raise :class:`ConfigError`."""
+        unknown = set(overrides) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(
+                f"unknown configuration field(s) {sorted(unknown)}; valid fields are "
+                f"{sorted(f.name for f in fields(self))}"
+            )
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DownscaleConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(data) - set(known)
+        if unknown:
+            raise ConfigError(f"unknown configuration field(s) {sorted(unknown)}")
+        values = {}
+        for name, value in data.items():
+            if name.endswith("widths") or name == "split":
+                value = tuple(value)
+            values[name] = value
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
