@@ -23,6 +23,8 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "MissingDependencyError",
+    "NonFiniteLossError",
+    "ScalingError",
 ]
 
 
@@ -83,3 +85,11 @@ class ConfigError(XDownscaleError, ValueError):
 
 class MissingDependencyError(XDownscaleError, ImportError):
     """An optional dependency is needed for this call but cannot be imported."""
+
+
+class NonFiniteLossError(XDownscaleError, FloatingPointError):
+    """The training or validation loss became NaN or infinite."""
+
+
+class ScalingError(XDownscaleError, ValueError):
+    """Data cannot be scaled: no valid value, constant, or infinite."""

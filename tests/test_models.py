@@ -1,0 +1,355 @@
+"""Tests of the pure-torch models (xdownscale.models)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from torch import nn  # noqa: E402
+
+from xdownscale.errors import ConfigError, DimensionError  # noqa: E402
+from xdownscale.models import (  # noqa: E402
+    ConditionalUNet,
+    DiffusionModel,
+    FiLM,
+    FiLMVAE,
+    FrozenEncoder,
+    LSTMAutoencoder,
+    TemporalUNet,
+    TransferModel,
+    make_generators,
+)
+from xdownscale.models.blocks import bilinear_resize  # noqa: E402
+
+W = (8, 16, 32)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# -- small models ---------------------------------------------------------------------------
+def test_temporal_unet_shapes_and_bottleneck():
+    net = TemporalUNet(10, widths=W)
+    x = torch.rand(3, 10, 16, 16)
+    assert net(x).shape == (3, 1, 16, 16)
+    feats = net.encoder(x)
+    assert feats.shape == (3, 32, 4, 4)
+    assert net.feature_channels == 32
+    # the transferred feature is exactly the bottleneck the U-Net's own forward uses
+    bottleneck, skips = net.encoder.forward_with_skips(x)
+    torch.testing.assert_close(feats, bottleneck)
+    assert [s.shape[1:] for s in skips] == [(8, 16, 16), (16, 8, 8)]
+
+
+def test_temporal_unet_loss_is_l1():
+    net = TemporalUNet(4, widths=W)
+    x, y = torch.rand(2, 4, 8, 8), torch.rand(2, 1, 8, 8)
+    expected = (net(x) - y).abs().mean()
+    torch.testing.assert_close(net.loss(x, y), expected)
+
+
+def test_patch_not_divisible_raises():
+    with pytest.raises(DimensionError, match="divisible by 4"):
+        TemporalUNet(4, widths=W)(torch.rand(1, 4, 10, 10))
+
+
+def test_lstm_autoencoder_shapes():
+    m = LSTMAutoencoder(6, patch=16, hidden=12)
+    x = torch.rand(2, 6, 16, 16)
+    assert m.encoder(x).shape == (2, 12, 4, 4)
+    assert m(x).shape == (2, 1, 16, 16)
+    m.loss(x, torch.rand(2, 1, 16, 16)).backward()
+    assert m.encoder.lstm.weight_ih_l0.grad is not None
+    with pytest.raises(DimensionError):
+        m.encoder(torch.rand(2, 5, 16, 16))
+
+
+def test_lstm_encoder_reads_the_lags_in_order():
+    m = LSTMAutoencoder(5, patch=8, hidden=6).eval()
+    x = torch.rand(1, 5, 8, 8)
+    assert not torch.allclose(m.encoder(x), m.encoder(x.flip(1)))
+
+
+# -- blocks and the large U-Net -------------------------------------------------------------
+def test_film_identity_at_init_and_hand_computed():
+    film = FiLM(2, 3)
+    x = torch.randn(4, 3, 5, 5)
+    c = torch.randn(4, 2)
+    torch.testing.assert_close(film(x, c), x)
+    with torch.no_grad():
+        film.proj.weight.zero_()
+        film.proj.bias.copy_(torch.tensor([0.5, -1.0, 0.0, 1.0, 2.0, 3.0]))
+    gamma = torch.tensor([0.5, -1.0, 0.0])[None, :, None, None]
+    beta = torch.tensor([1.0, 2.0, 3.0])[None, :, None, None]
+    torch.testing.assert_close(film(x, c), x * (1 + gamma) + beta)
+
+
+@pytest.mark.parametrize("shape,size", [((2, 3, 4, 4), (16, 16)), ((1, 2, 5, 7), (10, 3)),
+                                        ((3, 1, 8, 8), (16, 16))])
+def test_bilinear_resize_matches_interpolate(shape, size):
+    x = torch.randn(shape)
+    expected = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(bilinear_resize(x, size), expected)
+
+
+def test_conditional_unet_range_and_conditioning():
+    net = ConditionalUNet(3, widths=W, time_embed=True, film_dim=2)
+    x = torch.randn(2, 3, 16, 16) * 5
+    y0 = net(x, t=torch.tensor([0, 0]), film=torch.zeros(2, 2))
+    assert y0.shape == (2, 1, 16, 16)
+    assert ((y0 >= 0) & (y0 <= 1)).all()
+    y1 = net(x, t=torch.tensor([500, 500]), film=torch.zeros(2, 2))
+    assert not torch.allclose(y0, y1)  # the step embedding reaches the output
+    with pytest.raises(DimensionError, match="time_embed"):
+        net(x, film=torch.zeros(2, 2))
+    with pytest.raises(DimensionError, match="film"):
+        net(x, t=torch.tensor([0, 0]), film=torch.zeros(2, 3))
+    with pytest.raises(DimensionError, match="channel|shape"):
+        net(torch.zeros(2, 4, 16, 16), t=torch.tensor([0, 0]), film=torch.zeros(2, 2))
+
+
+def test_conditional_unet_without_conditioning():
+    net = ConditionalUNet(2, widths=W)
+    assert net(torch.rand(1, 2, 8, 8)).shape == (1, 1, 8, 8)
+
+
+# -- transfer -------------------------------------------------------------------------------
+class _NormEncoder(nn.Module):
+    """An encoder whose output depends on train/eval mode (BatchNorm + Dropout)."""
+
+    def __init__(self, c_in=4, c_out=6):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.drop = nn.Dropout(0.5)
+        self.pool = nn.AvgPool2d(4)
+
+    def forward(self, x):
+        return self.pool(self.drop(self.bn(self.conv(x))))
+
+
+def test_frozen_encoder_stays_in_eval_and_frozen():
+    enc = _NormEncoder()
+    frozen = FrozenEncoder(enc, out_size=16)
+    parent = nn.ModuleDict({"frozen": frozen, "head": nn.Conv2d(6, 1, 1)})
+    parent.train()
+    assert not frozen.training and not enc.training and not enc.bn.training
+    assert all(not p.requires_grad for p in enc.parameters())
+    x = torch.randn(3, 4, 16, 16)
+    running = enc.bn.running_mean.clone()
+    out1, out2 = frozen(x), frozen(x)
+    torch.testing.assert_close(out1, out2)  # no dropout
+    torch.testing.assert_close(enc.bn.running_mean, running)  # no BatchNorm update
+    assert out1.shape == (3, 6, 16, 16) and not out1.requires_grad
+    # a parent that shares the encoder can flip it back to train mode; forward still uses eval
+    enc.train()
+    torch.testing.assert_close(frozen(x), out1)
+
+
+def test_frozen_encoder_resize_is_half_pixel_bilinear():
+    frozen = FrozenEncoder(nn.Identity(), out_size=4)
+    x = torch.tensor([[[[0.0, 4.0], [8.0, 12.0]]]])
+    out = frozen(x)[0, 0]
+    # align_corners=False on a 2 -> 4 upsampling: rows/cols at source coords -0.25, .25, .75, 1.25
+    row = torch.tensor([0.0, 1.0, 3.0, 4.0])
+    torch.testing.assert_close(out, row[None, :] + 2 * row[:, None])
+    assert FrozenEncoder(nn.Identity(), out_size=None)(x).shape == x.shape
+    assert frozen.raw(x).shape == (1, 1, 2, 2)
+
+
+def _transfer(kind, film_dim=0):
+    small = TemporalUNet(5, widths=W)
+    frozen = FrozenEncoder(small.encoder, out_size=8)
+    c_in = 32 + 2
+    if kind == "ddpm":
+        net = DiffusionModel(ConditionalUNet(c_in + 1, widths=W, time_embed=True, film_dim=film_dim),
+                             num_train_timesteps=100)
+    elif kind == "unet":
+        net = ConditionalUNet(c_in, widths=W, film_dim=film_dim)
+    else:
+        net = FiLMVAE(c_in, film_dim=film_dim, latent=4, widths=W)
+    return TransferModel(frozen, net, kind)
+
+
+def _batch(b=4, film_dim=0):
+    batch = {"history": torch.rand(b, 5, 8, 8), "cond": torch.rand(b, 2, 8, 8),
+             "target": torch.rand(b, 1, 8, 8)}
+    if film_dim:
+        batch["film"] = torch.rand(b, film_dim)
+    return batch
+
+
+@pytest.mark.parametrize("kind", ["ddpm", "unet", "vae"])
+def test_transfer_model_kinds(kind):
+    model = _transfer(kind, film_dim=3)
+    batch = _batch(film_dim=3)
+    loss = model.loss(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    enc_ids = {id(p) for p in model.encoder.parameters()}
+    trainable = model.trainable_parameters()
+    assert trainable and not enc_ids & {id(p) for p in trainable}
+    assert all(p.grad is None for p in model.encoder.parameters())
+    kw = {"steps": 2} if kind == "ddpm" else {}
+    pred = model.predict(batch["cond"], history=batch["history"], film=batch["film"], **kw)
+    assert pred.shape == (4, 1, 8, 8) and ((pred >= 0) & (pred <= 1)).all()
+
+
+def test_transfer_features_computed_once_per_sampling_call():
+    model = _transfer("ddpm").eval()
+    calls = []
+    model.encoder.encoder.register_forward_hook(lambda *a: calls.append(1))
+    model.predict(torch.rand(2, 2, 8, 8), history=torch.rand(2, 5, 8, 8), steps=4)
+    assert len(calls) == 1
+    feats = model.features(torch.rand(2, 5, 8, 8))
+    model.predict(torch.rand(2, 2, 8, 8), features=feats, steps=4)
+    assert len(calls) == 2  # precomputed features: no further encoder call
+
+
+def test_transfer_model_rejects_bad_kind_and_shapes():
+    model = _transfer("unet")
+    with pytest.raises(ConfigError):
+        TransferModel(model.encoder, model.net, "gan")
+    with pytest.raises(DimensionError):
+        model.inputs(torch.rand(2, 2, 8, 8), features=torch.rand(3, 32, 8, 8))
+
+
+# -- diffusion ------------------------------------------------------------------------------
+def test_squaredcos_schedule_matches_nichol_dhariwal():
+    dm = DiffusionModel(ConditionalUNet(2, widths=W, time_embed=True), num_train_timesteps=50)
+    T = 50
+
+    def abar(t):
+        return np.cos((t / T + 0.008) / 1.008 * np.pi / 2) ** 2
+
+    betas = np.minimum(1 - abar(np.arange(1, T + 1)) / abar(np.arange(T)), 0.999)
+    np.testing.assert_allclose(dm._noise_scheduler.alphas_cumprod.numpy(), np.cumprod(1 - betas),
+                               rtol=1e-4)  # diffusers accumulates in float32
+
+
+def test_state_conversion_roundtrip():
+    x = torch.rand(10)
+    torch.testing.assert_close(DiffusionModel.to_data(DiffusionModel.to_state(x)), x)
+    assert DiffusionModel.to_state(torch.tensor([0.0, 1.0])).tolist() == [-1.0, 1.0]
+
+
+def test_diffusion_loss_decreases_on_toy_problem():
+    # x0 is a simple function of the conditioning: the denoiser only has to copy it
+    net = ConditionalUNet(2, widths=W, time_embed=True)
+    dm = DiffusionModel(net, num_train_timesteps=100)
+    opt = torch.optim.Adam(dm.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        cond = torch.rand(16, 1, 8, 8)
+        loss = dm.loss(1 - cond, cond)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8])
+
+
+@pytest.fixture(scope="module")
+def dm():
+    torch.manual_seed(1)
+    return DiffusionModel(ConditionalUNet(3, widths=W, time_embed=True, film_dim=2),
+                          num_train_timesteps=40).eval()
+
+
+@pytest.mark.parametrize("sampler,steps,eta", [("ddpm", 6, 0.0), ("ddpm", None, 0.0),
+                                               ("ddim", 5, 0.0), ("ddim", 5, 0.7),
+                                               ("dpmsolver", 4, 0.0)])
+def test_sampling_shapes_and_determinism(dm, sampler, steps, eta):
+    cond, film = torch.rand(3, 2, 8, 8), torch.rand(3, 2)
+    kw = dict(sampler=sampler, steps=steps, eta=eta)
+    a = dm.sample(cond, film, generator=_gen(0), **kw)
+    b = dm.sample(cond, film, generator=_gen(0), **kw)
+    c = dm.sample(cond, film, generator=_gen(1), **kw)
+    assert a.shape == (3, 1, 8, 8) and ((a >= 0) & (a <= 1)).all()
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmsolver"])
+def test_fuse_hook_called_every_step_and_used(dm, sampler):
+    calls = []
+
+    def fuse(x0):
+        calls.append(x0.shape)
+        return torch.full_like(x0, 0.3)
+
+    out = dm.sample(torch.rand(2, 2, 8, 8), torch.rand(2, 2), sampler=sampler, steps=5,
+                    generator=_gen(0), fuse=fuse)
+    assert len(calls) == 5 and all(s == (2, 1, 8, 8) for s in calls)
+    # every sampler ends on its clean-image estimate, which the hook fixed to 0.3
+    torch.testing.assert_close(out, torch.full_like(out, 0.3), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("sampler,eta", [("ddpm", 0.0), ("ddim", 1.0)])
+def test_per_sample_generators_make_batch_order_irrelevant(dm, sampler, eta):
+    cond, film = torch.rand(3, 2, 8, 8), torch.rand(3, 2)
+    order = [2, 0, 1]
+    gens = make_generators(5, 3)
+    a = dm.sample(cond, film, sampler=sampler, steps=4, eta=eta, generator=gens)
+    gens = make_generators(5, 3)
+    b = dm.sample(cond[order], film[order], sampler=sampler, steps=4, eta=eta,
+                  generator=[gens[i] for i in order])
+    torch.testing.assert_close(b, a[order], atol=1e-5, rtol=0)
+
+
+def test_make_generators_offsets_line_up():
+    a = [torch.randn(3, generator=g) for g in make_generators(3, 4)]
+    b = [torch.randn(3, generator=g) for g in make_generators(3, 2, offset=2)]
+    torch.testing.assert_close(a[2:], b)
+    assert not torch.allclose(a[0], a[1])
+
+
+def test_sampler_errors(dm):
+    with pytest.raises(ConfigError, match="sampler"):
+        dm.sample(torch.rand(1, 2, 8, 8), torch.rand(1, 2), sampler="euler")
+    with pytest.raises(ConfigError, match="steps"):
+        dm.make_scheduler("ddim", 1000)
+    assert len(dm.make_scheduler("ddpm").timesteps) == 40
+    assert len(dm.make_scheduler("ddim").timesteps) == 40  # default 50, capped at T
+    assert len(dm.make_scheduler("dpmsolver").timesteps) == 20
+
+
+# -- VAE ------------------------------------------------------------------------------------
+def test_vae_loss_parts_and_hand_computed_kl():
+    vae = FiLMVAE(3, film_dim=2, latent=2, widths=W, recon_scale=10.0, beta=0.5)
+    target, cond, film = torch.rand(4, 1, 8, 8), torch.rand(4, 3, 8, 8), torch.rand(4, 2)
+    parts = vae.loss(target, cond, film)
+    torch.testing.assert_close(parts["loss"], 0.5 * parts["kl"] + 10.0 * parts["recon"])
+    assert parts["kl"] >= 0 and 0 <= parts["recon"] <= 1
+    head = vae.posterior[-1]
+    with torch.no_grad():  # posterior mu = (1, -2), logvar = (0, log 4) for every input
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([1.0, -2.0, 0.0, np.log(4.0)]))
+    kl = -0.5 * ((1 + 0 - 1 - 1) + (1 + np.log(4.0) - 4 - 4))
+    torch.testing.assert_close(vae.loss(target, cond, film)["kl"], torch.tensor(kl).float())
+
+
+def test_vae_predict():
+    vae = FiLMVAE(3, film_dim=0, latent=4, widths=W).eval()
+    cond = torch.rand(2, 3, 8, 8)
+    mean = vae.predict(cond)
+    assert mean.shape == (2, 1, 8, 8) and ((mean >= 0) & (mean <= 1)).all()
+    torch.testing.assert_close(mean, vae.predict(cond))
+    for m in vae.decoder.modules():  # let z reach the output (FiLM starts as the identity)
+        if isinstance(m, FiLM):
+            nn.init.normal_(m.proj.weight)
+    s1 = vae.predict(cond, generator=_gen(0), sample=True)
+    s2 = vae.predict(cond, generator=_gen(0), sample=True)
+    torch.testing.assert_close(s1, s2)
+    assert not torch.allclose(s1, vae.predict(cond))
+    with pytest.raises(DimensionError, match="film"):
+        FiLMVAE(3, film_dim=2, latent=4, widths=W).predict(cond)
