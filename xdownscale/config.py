@@ -17,7 +17,7 @@ __all__ = ["DownscaleConfig"]
 
 _CHOICES = {
     "scaler": ("minmax", "zscore"),
-    "regrid_method": ("cubic", "linear", "nearest"),
+    "regrid_method": ("cubic", "spline", "linear", "nearest"),
     "small_grid": ("fine", "native"),
     "conditioning": ("channels", "film"),
     "schedule": ("squaredcos_cap_v2", "linear", "scaled_linear"),
