@@ -18,12 +18,13 @@ __all__ = ["DownscaleConfig"]
 _CHOICES = {
     "scaler": ("minmax", "zscore"),
     "regrid_method": ("cubic", "spline", "linear", "nearest"),
-    "small_grid": ("fine", "native"),
+    "small_grid": ("fine",),
     "conditioning": ("channels", "film"),
     "schedule": ("squaredcos_cap_v2", "linear", "scaled_linear"),
     "sampler": ("ddpm", "ddim", "dpmsolver"),
     "fusion": ("posthoc", "per_step"),
     "window": ("hann", "boxcar"),
+    "encoder": ("pretrained", "random", "none"),
 }
 
 
@@ -43,7 +44,7 @@ class DownscaleConfig:
     eps: float = 1e-6
     scaler: str = "minmax"
     regrid_method: str = "cubic"
-    small_grid: str = "fine"
+    small_grid: str = "fine"  # stage A sees coarse on the fine grid (native: not yet offered)
     # patches and stitching
     patch: int = 16
     train_stride: int = 8
@@ -60,6 +61,7 @@ class DownscaleConfig:
     small_early_stop: int = 6
     small_max_days: int | None = None  # cap on coarse training days (None: the whole record)
     # stage B: the large model on the coarse/fine overlap
+    encoder: str = "pretrained"  # ablations: "random" (frozen, untrained) or "none" (no features)
     large_widths: tuple[int, ...] = (128, 256, 512)
     conditioning: str = "channels"
     lr: float = 1e-4

@@ -1,0 +1,281 @@
+"""The fitted estimator: fit, transfer, predict, members, save/load, dask, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from conftest import raise_if_dask_computes, tiny_config
+
+import xdownscale
+from xdownscale import Downscaler
+from xdownscale.errors import (
+    CheckpointError,
+    ConfigError,
+    GridMismatchError,
+    LagWindowError,
+    NegativeValueError,
+    NotFittedError,
+)
+
+
+@pytest.fixture(scope="module")
+def fitted(toy_pair):
+    coarse, fine, elev = toy_pair
+    torch.manual_seed(0)
+    return {kind: coarse.downscale.fit(fine, elevation=elev, model=kind, config=tiny_config(),
+                                       seasons=["JJA"])
+            for kind in ("unet", "ddpm")}
+
+
+def _test_days(est, n=2):
+    return est.test_days_["JJA"][:n]
+
+
+def test_not_fitted_errors(toy_pair):
+    coarse, fine, _ = toy_pair
+    est = Downscaler(tiny_config(), model="unet")
+    with pytest.raises(NotFittedError, match="fit"):
+        est.predict(coarse.isel(time=[0]), history=fine)
+    with pytest.raises(NotFittedError):
+        est.save("nowhere")
+    assert "not fitted" in repr(est)
+
+
+def test_params_roundtrip():
+    est = Downscaler(tiny_config(), model="unet")
+    assert est.get_params()["model"] == "unet"
+    est.set_params(model="ddpm", epochs=3)
+    assert est.model == "ddpm" and est.config.epochs == 3
+    with pytest.raises(ConfigError):
+        est.set_params(no_such_field=1)
+
+
+def test_bad_inputs_are_refused(toy_pair):
+    coarse, fine, elev = toy_pair
+    with pytest.raises(ConfigError, match="model"):
+        coarse.downscale.fit(fine, model="gan", config=tiny_config())
+    with pytest.raises(ConfigError, match="season"):
+        coarse.downscale.fit(fine, config=tiny_config(), seasons=["XYZ"])
+    neg = fine.copy(deep=True)
+    neg["DUEXTTAU"][0, 0, 0] = -1.0
+    with pytest.raises(NegativeValueError):
+        coarse.downscale.fit(neg, config=tiny_config(), seasons=["JJA"])
+    with pytest.raises(GridMismatchError, match="coarse day"):
+        coarse.sel(time=slice("2006-01-01", None)).downscale.fit(fine, config=tiny_config())
+
+
+def test_fit_sets_attributes(fitted):
+    est = fitted["unet"]
+    assert est.seasons_ == ["JJA"]
+    assert set(est.modules_) == {"JJA"}
+    hist = est.history_
+    assert {"train_loss", "val_loss", "lr", "best"} <= set(hist.columns)
+    assert set(hist.index.get_level_values("stage")) == {"A", "B"}
+    plan = est.plans_["JJA"]
+    # temporal order: every train day precedes every val day, every val day every test day
+    assert plan.train.max() < plan.val.min() <= plan.val.max() < plan.test.min()
+    assert not set(plan.train) & set(plan.holdout)
+
+
+def test_encoder_is_frozen_and_transferred(toy_pair):
+    """Stage B leaves the pretrained encoder untouched, keeps it out of the optimiser, and
+    feeds it the fine history."""
+    from xdownscale import _fit
+    from xdownscale.training import make_optimizer
+
+    coarse, fine, elev = toy_pair
+    snapshots, seen = {}, []
+    original = _fit.SeasonModule
+
+    class Spy(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            snapshots["before"] = {k: v.clone() for k, v in self.small.encoder.state_dict().items()}
+            opt = make_optimizer(self, lr=1e-3, weight_decay=1e-2)
+            ids = {id(p) for g in opt.param_groups for p in g["params"]}
+            snapshots["in_optimizer"] = any(id(p) in ids for p in self.encoder.parameters())
+            self.encoder.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+
+    _fit.SeasonModule = Spy
+    try:
+        est = coarse.downscale.fit(fine, elevation=elev, model="unet", config=tiny_config(epochs=2),
+                                   seasons=["JJA"])
+    finally:
+        _fit.SeasonModule = original
+    after = est.modules_["JJA"].small.encoder.state_dict()
+    for key, value in snapshots["before"].items():
+        torch.testing.assert_close(after[key], value, rtol=0, atol=0)
+    assert not snapshots["in_optimizer"]
+    assert all(not p.requires_grad for p in est.modules_["JJA"].encoder.parameters())
+    # the encoder input has n_lags channels and equals scaled log10 fine history patches
+    x = seen[0]
+    assert x.shape[1:] == (est.config_.n_lags, est.config_.patch, est.config_.patch)
+    scaler = est.scalers_["JJA"]
+    fine_scaled = scaler.transform(np.log10(np.maximum(fine["DUEXTTAU"].values, 1e-6)))
+    patch = x[0, -1].numpy()
+    # the most recent lag of some patch must match some day's fine patch exactly
+    found = False
+    for day in range(fine_scaled.shape[0]):
+        for i in range(0, fine_scaled.shape[1] - 15, 8):
+            for j in range(0, fine_scaled.shape[2] - 15, 8):
+                if np.allclose(fine_scaled[day, i:i + 16, j:j + 16], patch, atol=1e-6):
+                    found = True
+                    break
+    assert found
+
+
+@pytest.mark.parametrize("kind", ["unet", "ddpm"])
+def test_predict_shape_units_and_seed(fitted, toy_pair, kind):
+    coarse, fine, _ = toy_pair
+    est = fitted[kind]
+    days = _test_days(est)
+    pred = est.predict(coarse.sel(time=days), history=fine, seed=1)
+    out = pred["DUEXTTAU"]
+    assert out.dims == ("time", "lat", "lon")
+    assert out.shape == (2, fine.sizes["lat"], fine.sizes["lon"])
+    np.testing.assert_array_equal(out["lat"], fine["lat"])
+    assert np.isfinite(out).all() and (out > 0).all()
+    # data units: same order of magnitude as the truth
+    ratio = float(out.mean() / fine["DUEXTTAU"].sel(time=days).mean())
+    assert 0.2 < ratio < 5
+    again = est.predict(coarse.sel(time=days), history=fine, seed=1)
+    np.testing.assert_array_equal(out.values, again["DUEXTTAU"].values)
+
+
+def test_ddpm_members_spread_and_keep(fitted, toy_pair):
+    coarse, fine, _ = toy_pair
+    est = fitted["ddpm"]
+    days = _test_days(est)
+    pred = est.predict(coarse.sel(time=days), history=fine, members=3, keep_members=True, seed=0)
+    assert pred["DUEXTTAU_members"].sizes["member"] == 3
+    assert float(pred["DUEXTTAU_std"].mean()) > 0
+    np.testing.assert_allclose(pred["DUEXTTAU_members"].mean("member"), pred["DUEXTTAU"],
+                               rtol=1e-5)
+    other = est.predict(coarse.sel(time=days), history=fine, members=3, seed=5)
+    assert not np.array_equal(other["DUEXTTAU"].values, pred["DUEXTTAU"].values)
+
+
+def test_day_result_independent_of_other_days(fitted, toy_pair):
+    coarse, fine, _ = toy_pair
+    est = fitted["ddpm"]
+    days = _test_days(est, 3)
+    together = est.predict(coarse.sel(time=days), history=fine, seed=2)
+    alone = est.predict(coarse.sel(time=days[1:2]), history=fine, seed=2)
+    np.testing.assert_array_equal(together["DUEXTTAU"].values[1], alone["DUEXTTAU"].values[0])
+
+
+def test_dask_equals_eager_and_is_lazy(fitted, toy_pair):
+    coarse, fine, _ = toy_pair
+    est = fitted["ddpm"]
+    days = _test_days(est, 3)
+    eager = est.predict(coarse.sel(time=days), history=fine, members=2, seed=3)
+    lazy_in = coarse.sel(time=days).chunk({"time": 2})
+    with raise_if_dask_computes():
+        lazy = est.predict(lazy_in, history=fine.chunk({"time": 100}), members=2, seed=3)
+    assert lazy["DUEXTTAU"].chunks is not None
+    np.testing.assert_allclose(lazy["DUEXTTAU"].values, eager["DUEXTTAU"].values, rtol=1e-6)
+    np.testing.assert_allclose(lazy["DUEXTTAU_std"].values, eager["DUEXTTAU_std"].values,
+                               rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["unet", "ddpm"])
+def test_save_load_identical(fitted, toy_pair, tmp_path, kind):
+    coarse, fine, _ = toy_pair
+    est = fitted[kind]
+    days = _test_days(est)
+    est.save(tmp_path / "m")
+    loaded = Downscaler.load(tmp_path / "m")
+    a = est.predict(coarse.sel(time=days), history=fine, seed=4)
+    b = loaded.predict(coarse.sel(time=days), history=fine, seed=4)
+    np.testing.assert_array_equal(a["DUEXTTAU"].values, b["DUEXTTAU"].values)
+    assert loaded.config_ == est.config_
+    assert loaded.seasons_ == est.seasons_
+    assert not any(p.suffix in (".pkl", ".pt", ".pickle") for p in (tmp_path / "m").iterdir())
+
+
+def test_corrupt_checkpoints_are_refused(fitted, tmp_path):
+    est = fitted["unet"]
+    path = tmp_path / "m"
+    est.save(path)
+    weights = path / "JJA.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        Downscaler.load(path)
+    weights.write_bytes(data)
+    meta = json.loads((path / "estimator.json").read_text())
+    meta["format_version"] = 99
+    (path / "estimator.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="Upgrade"):
+        Downscaler.load(path)
+    meta["format_version"] = 1
+    meta["config"]["large_widths"] = [4, 8, 16]  # weights no longer fit the architecture
+    (path / "estimator.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        Downscaler.load(path)
+    (path / "estimator.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        Downscaler.load(path)
+    with pytest.raises(CheckpointError, match="missing"):
+        Downscaler.load(tmp_path / "nothing-here")
+
+
+def test_predict_errors(fitted, toy_pair):
+    coarse, fine, _ = toy_pair
+    est = fitted["unet"]
+    with pytest.raises(ConfigError, match="season"):
+        est.predict(coarse.sel(time=["2006-01-10"]), history=fine)
+    with pytest.raises(LagWindowError, match="history"):
+        est.predict(coarse.sel(time=["2006-07-10"]))
+    with pytest.raises(LagWindowError):
+        est.predict(coarse.sel(time=["2008-07-10"]), history=fine)  # no fine history then
+    with pytest.raises(ConfigError, match="members"):
+        est.predict(coarse.sel(time=["2006-07-10"]), history=fine, members=0)
+
+
+def test_rollout_resumes_identically(fitted, toy_pair, tmp_path, monkeypatch):
+    coarse, fine, _ = toy_pair
+    est = fitted["ddpm"]
+    full = est.rollout(coarse, history=fine, start="2007-06-17", end="2007-06-24", seed=7)
+    assert full.sizes["time"] == 8
+    store = tmp_path / "roll.zarr"
+    from xdownscale import rollout as mod
+
+    calls = {"n": 0}
+    real = mod._write_day
+
+    def crash_after_three(*args, **kwargs):
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "_write_day", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        est.rollout(coarse, history=fine, start="2007-06-17", end="2007-06-24", seed=7,
+                    store=store)
+    monkeypatch.setattr(mod, "_write_day", real)
+    done = xr.open_zarr(store, consolidated=False)["done"].values
+    assert done.sum() == 3
+    resumed = est.rollout(coarse, history=fine, start="2007-06-17", end="2007-06-24", seed=7,
+                          store=store)
+    np.testing.assert_array_equal(resumed["DUEXTTAU"].values, full["DUEXTTAU"].values)
+
+
+def test_rollout_gap_in_driver_names_dates(fitted, toy_pair):
+    coarse, fine, _ = toy_pair
+    est = fitted["unet"]
+    gappy = coarse.drop_sel(time=["2007-06-20", "2007-06-21"])
+    with pytest.raises(LagWindowError, match="2007-06-20"):
+        est.rollout(gappy, history=fine, start="2007-06-17", end="2007-06-24")
+
+
+def test_accessor_fit_forwards(toy_pair):
+    coarse, fine, elev = toy_pair
+    est = coarse.downscale.fit(fine, elevation=elev, model="unet", config=tiny_config(),
+                               seasons="JJA", epochs=1)
+    assert isinstance(est, xdownscale.Downscaler) and est.config_.epochs == 1

@@ -1,0 +1,169 @@
+"""xarray and dask wrappers around the day kernel of :mod:`xdownscale.predict`.
+
+``predict_dataset`` turns coarse days + a fine history into a fine-grid Dataset. With
+dask-backed coarse input it returns a lazy Dataset: one task per time chunk, each holding the
+same estimator (placed in the graph once, as one delayed object), so a Pangeo cluster can
+spread the days over workers.
+"""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import pipeline
+from ._utils import ensure_dataarray
+from .errors import ConfigError, LagWindowError
+from .predict import predict_day
+from .regions import normalize_lonlat
+from .regrid import regrid_like
+from .seasons import season_of
+from .transforms import inverse_log10, log10_transform
+from .windows import lag_windows
+
+__all__ = ["predict_dataset", "fine_template", "prepare_coarse", "predict_days_array"]
+
+
+def fine_template(est) -> xr.DataArray:
+    """A 2-D DataArray on the estimator's fine grid (coordinates only)."""
+    return xr.DataArray(
+        np.zeros((est.lat_.size, est.lon_.size), np.float32), dims=("lat", "lon"),
+        coords={"lat": ("lat", est.lat_, {"standard_name": "latitude", "units": "degrees_north"}),
+                "lon": ("lon", est.lon_, {"standard_name": "longitude", "units": "degrees_east"})})
+
+
+def prepare_coarse(est, coarse) -> xr.DataArray:
+    """The coarse days on the fine grid, in log10 space (lazy)."""
+    cda = normalize_lonlat(ensure_dataarray(coarse, est.var_)).transpose("time", "lat", "lon")
+    on_fine = regrid_like(cda, fine_template(est), method=est.config_.regrid_method)
+    return log10_transform(on_fine, eps=est.config_.eps)
+
+
+def _check_seasons(est, days) -> np.ndarray:
+    seasons = season_of(pd.DatetimeIndex(days))
+    unknown = sorted(set(seasons) - set(est.seasons_))
+    if unknown:
+        raise ConfigError(
+            f"no model was fitted for season(s) {unknown}; this estimator has {est.seasons_}. "
+            "Fit with seasons=None (all) or select days of the fitted seasons."
+        )
+    return seasons
+
+
+def _history_log(est, history) -> xr.DataArray:
+    if history is None:
+        raise LagWindowError(
+            "predict needs history= (the fine days before each predicted day) for the encoder; "
+            "past the end of the fine record use rollout()"
+        )
+    hda = normalize_lonlat(ensure_dataarray(history, est.var_)).transpose("time", "lat", "lon")
+    if hda.sizes["lat"] != est.lat_.size or hda.sizes["lon"] != est.lon_.size or not (
+            np.allclose(hda["lat"].values, est.lat_) and np.allclose(hda["lon"].values, est.lon_)):
+        from .errors import GridMismatchError
+
+        raise GridMismatchError("history must be on the estimator's fine grid (the fine record's)")
+    return log10_transform(hda, eps=est.config_.eps)
+
+
+def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, *, members, sampler,
+                       steps, seed, fusion) -> np.ndarray:
+    """Predict ``days`` from in-memory log10 arrays: ``coarse_log`` (n, ny, nx) on those days
+    and ``hist_log`` (n, n_lags, ny, nx). Returns (members, n, ny, nx) in data units."""
+    cfg = est.config_
+    static = pipeline.StaticMaps(est.covariate_spec_, est.lat_, est.lon_, est.elevation_)
+    out = np.empty((members, len(days), est.lat_.size, est.lon_.size), np.float32)
+    for i, day in enumerate(pd.DatetimeIndex(days)):
+        season = str(season_of(pd.DatetimeIndex([day]))[0])
+        scaler = est.scalers_[season]
+        hist = np.asarray(scaler.transform(hist_log[i]), np.float32)
+        drv = np.asarray(scaler.transform(coarse_log[i][None]), np.float32)
+        cond = np.concatenate([drv, static.covariates([day])[0]], axis=0)
+        scaled = predict_day(est.modules_[season], cfg, hist, cond, day=day, members=members,
+                             sampler=sampler, steps=steps, eta=cfg.eta, seed=seed, fusion=fusion,
+                             device=est.device_, batch_size=cfg.predict_batch_size)
+        out[:, i] = np.asarray(inverse_log10(scaler.inverse_transform(scaled)), np.float32)
+    return out
+
+
+def _resolve(est, members, sampler, steps, seed, fusion):
+    cfg = est.config_
+    if members < 1:
+        raise ConfigError(f"members must be >= 1, got {members}")
+    sampler = sampler or cfg.sampler
+    fusion = fusion or cfg.fusion
+    if sampler not in ("ddpm", "ddim", "dpmsolver"):
+        raise ConfigError(f"sampler={sampler!r} is not one of ['ddpm', 'ddim', 'dpmsolver']")
+    if fusion not in ("posthoc", "per_step"):
+        raise ConfigError(f"fusion={fusion!r} is not one of ['posthoc', 'per_step']")
+    if steps is None:
+        steps = cfg.timesteps if sampler == "ddpm" else cfg.sample_steps
+    return sampler, steps, cfg.seed if seed is None else seed, fusion
+
+
+def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None, seed=None,
+                    keep_members=False, fusion=None) -> xr.Dataset:
+    sampler, steps, seed, fusion = _resolve(est, members, sampler, steps, seed, fusion)
+    n_lags = est.config_.n_lags
+    coarse_log = prepare_coarse(est, coarse)
+    days = pd.DatetimeIndex(coarse_log["time"].values)
+    _check_seasons(est, days)
+    hist_log = _history_log(est, history)
+    windows = lag_windows(days.to_numpy(), hist_log["time"].values, n_lags, on_missing="raise")
+    index = np.asarray(windows.index)
+    kwargs = dict(members=members, sampler=sampler, steps=steps, seed=seed, fusion=fusion)
+    lazy = coarse_log.chunks is not None or hist_log.chunks is not None
+    shape_day = (est.lat_.size, est.lon_.size)
+    if not lazy:
+        values = predict_days_array(est, days, coarse_log.values, hist_log.values[index], **kwargs)
+    else:
+        cdata = coarse_log.data if coarse_log.chunks is not None else da.from_array(
+            coarse_log.values, chunks=(1, -1, -1))
+        bounds = np.cumsum((0,) + cdata.chunks[0])
+        est_d = dask.delayed(est, pure=True, traverse=False)  # the model enters the graph once
+        hdata = hist_log.data
+        blocks = []
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            cblock = cdata[lo:hi].rechunk((hi - lo, -1, -1))
+            hblock = hdata[index[lo:hi].ravel()]
+            task = dask.delayed(_predict_block)(est_d, days[lo:hi], cblock, hblock, n_lags, kwargs)
+            blocks.append(da.from_delayed(task, shape=(members, hi - lo, *shape_day),
+                                          dtype=np.float32))
+        values = da.concatenate(blocks, axis=1)
+    return _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed)
+
+
+def _predict_block(est, days, cblock, hblock, n_lags, kwargs):
+    hist = np.asarray(hblock).reshape(len(days), n_lags, *np.shape(cblock)[1:])
+    return predict_days_array(est, days, np.asarray(cblock), hist, **kwargs)
+
+
+def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed):
+    var = est.var_
+    tmpl = fine_template(est)
+    coords = {"time": days, "lat": tmpl["lat"], "lon": tmpl["lon"]}
+    xp = da if isinstance(values, da.Array) else np
+    mean = values.mean(axis=0)
+    attrs = {**est.attrs_, "long_name": est.attrs_.get("long_name", str(var)),
+             "xdownscale_model": est.model, "xdownscale_sampler": sampler if est.model == "ddpm"
+             else "deterministic", "xdownscale_steps": int(steps) if est.model == "ddpm" else 0,
+             "xdownscale_fusion": fusion, "xdownscale_members": int(members),
+             "xdownscale_seed": int(seed)}
+    ds = xr.Dataset({var: (("time", "lat", "lon"), mean, attrs)}, coords=coords)
+    if members > 1:
+        ds[f"{var}_std"] = (("time", "lat", "lon"), xp.std(values, axis=0, ddof=1),
+                            {"long_name": f"ensemble standard deviation of {var}", "units":
+                             est.attrs_.get("units", "1")})
+    if keep_members:
+        ds[f"{var}_members"] = (("member", "time", "lat", "lon"), values, attrs)
+        ds = ds.assign_coords(member=np.arange(members))
+    ds.attrs = {"title": "xdownscale prediction", "source": "xdownscale " + _version()}
+    return ds
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
