@@ -329,7 +329,7 @@ def _open_geotiff(path) -> xr.DataArray:
 
 
 def open_elevation(path: str | os.PathLike, region="A1", var: Hashable | None = None, *,
-                   pad: float = 0.0, units: str | None = None) -> xr.DataArray:
+                   pad: float = 0.1, units: str | None = None) -> xr.DataArray:
     """Open a digital elevation model (e.g. GMTED2010 at 30 arc-seconds) in metres.
 
     Parameters
@@ -342,7 +342,9 @@ def open_elevation(path: str | os.PathLike, region="A1", var: Hashable | None = 
         The elevation variable; by default the one named ``elevation``, ``z``, ``elev``,
         ``Band1`` or ``topo``, or the only variable.
     pad : float
-        Degrees of margin around the region.
+        Degrees of margin around the region. The default 0.1 keeps every native sample of the
+        fine pixels whose centres lie on the region's edge, so that averaging the DEM into
+        those pixels (``regrid_like(..., method="mean")``) has its full support.
     units : str, optional
         Units of the values, overriding the file's ``units`` attribute. When neither says,
         metres are assumed (the convention of GMTED2010, GLOBE and SRTM).
