@@ -9,9 +9,9 @@ picks up where it stopped and finishes cleanly.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,9 +44,11 @@ class JobSpec:
     var: str = "DUEXTTAU"
 
 
+_logger = logging.getLogger("xdownscale.job")
+
+
 def log(msg: str) -> None:
-    stamp = time.strftime("%H:%M:%S")
-    print(f"[{stamp}] {msg}", file=sys.stderr, flush=True)
+    _logger.info(msg)
 
 
 def _atomic_netcdf(ds: xr.Dataset, path: Path) -> None:
