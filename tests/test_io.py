@@ -224,10 +224,14 @@ def _dem(tmp_path, name="dem.nc", var="Band1", units="m", extra=False):
 def test_elevation_metres_feet_and_autodetect(tmp_path):
     path, ref = _dem(tmp_path)
     with raise_if_dask_computes():
-        elev = open_elevation(path, region=(21.1, 21.4, 41.1, 41.6))
+        elev = open_elevation(path, region=(21.1, 21.4, 41.1, 41.6), pad=0.0)
     assert elev.name == "elevation" and elev.attrs["units"] == "m" and elev.dims == ("lat", "lon")
     sub = ref.sel(lat=slice(21.1, 21.4), lon=slice(41.1, 41.6))
     np.testing.assert_array_equal(elev.values, sub.values)
+    # the default margin keeps the samples of the fine pixels centred on the box edge
+    padded = open_elevation(path, region=(21.1, 21.4, 41.1, 41.6))
+    np.testing.assert_array_equal(
+        padded.values, ref.sel(lat=slice(21.0, 21.5), lon=slice(41.0, 41.7)).values)
     path, ref = _dem(tmp_path, "feet.nc", var="z", units="ft", extra=True)
     elev = open_elevation(path, region=None)
     np.testing.assert_allclose(elev.values, ref.values * 0.3048)  # 1 ft = 0.3048 m exactly

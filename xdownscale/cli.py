@@ -39,20 +39,33 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _setup_logging() -> None:
-    # Progress of the job and of every training epoch, also when stderr is not a terminal
-    # (progress bars are only drawn on a terminal).
+def _setup_logging():
+    """Show the progress of the job and of every training epoch on stderr, also when stderr is
+    not a terminal (progress bars are only drawn on a terminal). Returns the undo."""
     logger = logging.getLogger("xdownscale")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+    level = logger.level
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    return undo
 
 
 def main(argv: list[str] | None = None) -> int:
+    undo = _setup_logging()
+    try:
+        return _main(argv)
+    finally:
+        undo()
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging()
     if args.version:
         from . import __version__
 
