@@ -42,6 +42,7 @@ class JobSpec:
     scheduler: str | None = None
     title: str = "xdownscale report"
     var: str = "DUEXTTAU"
+    n_pairs: int = 30000  # semivariogram pairs per day (the paper's 30 000)
 
 
 _logger = logging.getLogger("xdownscale.job")
@@ -132,7 +133,8 @@ def run_job(spec: JobSpec) -> Path:
             log(f"{area}: diagnostics and figures")
             sections.append(report.area_section(
                 out, area, coarse=coarse, bicubic=bicubic, fine=fine_da, elevation=elev,
-                estimators=ests, predictions=preds, rollout=roll, var=spec.var))
+                estimators=ests, predictions=preds, rollout=roll, var=spec.var,
+                n_pairs=spec.n_pairs))
     finally:
         if client is not None:
             client.close()
@@ -182,11 +184,10 @@ def demo_spec(out: Path, quick: bool, area: str = "A1", seed: int = 0) -> JobSpe
     cfg = DownscaleConfig.fast(seed=seed, verbose=True)
     if quick:
         return JobSpec(output=out, areas=[area], load=load, models=["ddpm", "unet"],
-                       seasons=["JJA"], config=cfg, predict={"members": 4}, rollout_days=30,
+                       seasons=["JJA"], config=cfg, predict={"members": 2}, rollout_days=14,
                        title="xdownscale demo (quick)")
-    cfg = cfg.replace(epochs=20, small_epochs=8, early_stop=6)
     return JobSpec(output=out, areas=[area], load=load, models=["ddpm", "unet", "vae"],
-                   seasons=None, config=cfg, predict={"members": 8}, rollout_days=60,
+                   seasons=None, config=cfg, predict={"members": 3}, rollout_days=30,
                    title="xdownscale demo")
 
 

@@ -81,7 +81,7 @@ def _fmt_mean_std(df: pd.DataFrame, scores) -> pd.DataFrame:
 
 
 def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, estimators,
-                 predictions, rollout, var: str = "DUEXTTAU") -> str:
+                 predictions, rollout, var: str = "DUEXTTAU", n_pairs: int = 30000) -> str:
     """Compute the diagnostics of one area, save figures and tables, return Markdown."""
     import matplotlib
 
@@ -134,23 +134,26 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
             f"{m} {s:.2f}" for m, s in secs.items() if s is not None), ""]
 
     figs = []
-    day = pd.Timestamp(fine_days[len(fine_days) // 2])
-    jja = fine_days[season_of(pd.DatetimeIndex(fine_days)) == "JJA"]
-    if jja.size:
-        day = pd.Timestamp(jja[len(jja) // 2])
+    # Figures 2-5 follow the paper: one season of one area (JJA when fitted, as its Season 3).
+    fitted = [s for e in estimators.values() for s in e.seasons_] or ["JJA"]
+    season = "JJA" if "JJA" in fitted else fitted[0]
+    sdays = fine_days[season_of(pd.DatetimeIndex(fine_days)) == season]
+    fine_s, bic_s, coarse_s = (x.sel(time=sdays) for x in (fine, bic_ov, coarse_ov))
+    day = pd.Timestamp(sdays[len(sdays) // 2])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     dg_plots().plot_map(fine.sel(time=[day]), coarse_da.sel(time=[day]), axes=axes,
                         labels=["fine (G5NR-like)", "coarse (MERRA-2-like)"], time=day)
-    figs.append(("Figure 2 — one day, fine and coarse", _savefig(fig, out, f"{area}_fig2_maps.png")))
-    ax = dg_plots().plot_lag_metrics(fine, bic_ov, labels=["fine", "bicubic coarse"])
-    figs.append(("Figure 3 — lag RMSE and R² (log10)",
+    figs.append((f"Figure 2 — one {season} day ({day.date()}), fine and native coarse",
+                 _savefig(fig, out, f"{area}_fig2_maps.png")))
+    ax = dg_plots().plot_lag_metrics(fine_s, bic_s, labels=["fine", "bicubic coarse"])
+    figs.append((f"Figure 3 — lag R² and RMSE (log10), {season}",
                  _savefig(ax[0].figure, out, f"{area}_fig3_lags.png")))
-    ax = dg_plots().plot_semivariogram(fine, bic_ov, labels=["fine", "bicubic coarse"],
-                                       n_pairs=20000)
-    figs.append(("Figure 4 — semivariograms (log10)",
+    ax = dg_plots().plot_semivariogram(fine_s, coarse_s, labels=["fine", "native coarse"],
+                                       n_pairs=n_pairs)
+    figs.append((f"Figure 4 — semivariograms at native resolution (log10), {season}",
                  _savefig(ax.figure, out, f"{area}_fig4_semivariogram.png")))
-    ax = dg_plots().plot_acf(fine, coarse_ov, labels=["fine", "coarse"])
-    figs.append(("Figure 5 — ACF and PACF of the regional mean",
+    ax = dg_plots().plot_acf(fine_s, coarse_s, labels=["fine", "native coarse"], nlags=16)
+    figs.append((f"Figure 5 — ACF and PACF of the regional mean, {season}",
                  _savefig(ax[0].figure, out, f"{area}_fig5_acf.png")))
     for model, pred in predictions.items():
         tday = pd.Timestamp(pred["time"].values[len(pred["time"]) // 2])
@@ -168,7 +171,7 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
         figs.append((f"Figure 7 — out-of-data day {rday.date()}",
                      _savefig(ax[0].figure, out, f"{area}_fig7_ood_map.png")))
         ax = dg_plots().plot_semivariogram(rollout[var], rbic, labels=["rollout", "bicubic coarse"],
-                                           n_pairs=20000)
+                                           n_pairs=n_pairs)
         figs.append(("Figure 8 — out-of-data semivariograms",
                      _savefig(ax.figure, out, f"{area}_fig8_ood_semivariogram.png")))
         nl = max(2, min(15, len(rdays) // 3))
