@@ -115,7 +115,7 @@ def cut_patches(arr, starts, patch: int):
 
     Parameters
     ----------
-    arr : ndarray or torch.Tensor, shape (*lead, ny, nx)
+    arr : ndarray or torch.Tensor, shape (..., ny, nx)
         Image(s); leading dims (channels, lags...) are carried along.
     starts : array-like of int, shape (n, 2)
         Top-left corners ``(y0, x0)``, e.g. from :func:`patch_starts`.
@@ -124,7 +124,7 @@ def cut_patches(arr, starts, patch: int):
 
     Returns
     -------
-    ndarray or torch.Tensor, shape (n, *lead, patch, patch)
+    ndarray or torch.Tensor, shape (n, ..., patch, patch)
         A new contiguous array of the same type, dtype and device as ``arr``.
 
     Raises

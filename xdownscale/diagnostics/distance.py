@@ -139,7 +139,7 @@ def wasserstein(
     xarray.Dataset
         ``w1(time)``: exact W1 (eq. 12) on the days both records have, over the pixels valid
         in both that day (Omega_t), with the bounds m_t, M_t shared by the two maps;
-        ``w1_hist(time)``: the same by eq. 13; ``n_pixels(time)``: |Omega_t|; scalars
+        ``w1_hist(time)``: the same by eq. 13; ``n_pixels(time)``: the size of Omega_t; scalars
         ``daily_mean``, ``p10``, ``p90`` (NaN-skipping mean and 10th/90th percentiles of
         ``w1``) and ``pooled``. ``pooled`` compares the *full temporal domains*, as the
         paper's Table 2 does: each record contributes every valid pixel of every one of its
