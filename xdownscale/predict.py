@@ -11,8 +11,10 @@ Design choices, measured in ``benchmarks/bench_samplers.py``:
   of the day is available at each step: that is what per-step fusion (MultiDiffusion-style)
   needs, and it lets each step's noise be drawn for the whole day at once, so results do not
   depend on the batch size;
-* noise comes from a generator seeded by (seed, day, member), so a day's numbers do not depend
-  on which other days are predicted with it, or on dask chunking.
+* every patch draws its noise from its own generator, seeded by (seed, day, member, the patch's
+  top-left corner in the whole image): a day's numbers do not depend on which other days are
+  predicted with it, on the batch size, or on the spatial window (dask chunk plus overlap) the
+  patch was predicted in.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from .patches import cut_patches, patch_starts
 from .stitch import StitchPlan
 
-__all__ = ["predict_day", "day_seed"]
+__all__ = ["predict_day", "day_seed", "patch_seeds", "window_starts"]
 
 
 def day_seed(seed: int, day, member: int) -> int:
@@ -32,6 +34,37 @@ def day_seed(seed: int, day, member: int) -> int:
     ordinal = int(pd.Timestamp(day).toordinal())
     ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, ordinal, int(member)])
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def patch_seeds(seed: int, day, member: int, starts: np.ndarray) -> np.ndarray:
+    """One 63-bit seed per patch from (seed, day, member) and its global top-left corner.
+
+    A SplitMix64 finaliser over the day seed and the corner: vectorised, because a full day
+    holds ~36 000 patches and one ``SeedSequence`` per patch would cost more than the noise.
+    """
+    starts = np.asarray(starts, np.uint64).reshape(-1, 2)
+    z = np.uint64(day_seed(seed, day, member))
+    z = z ^ (starts[:, 0] << np.uint64(32)) ^ starts[:, 1]
+    with np.errstate(over="ignore"):  # modular uint64 arithmetic is the point
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(1)).astype(np.int64)
+
+
+def window_starts(image_shape, origin, window_shape, patch: int, stride: int) -> np.ndarray:
+    """Global patch corners of the whole image's tiling that lie wholly inside a window.
+
+    The tiling is the whole image's (:func:`~xdownscale.patches.patch_starts`), so a pixel of
+    the window's interior is covered by exactly the patches that cover it in the whole image,
+    as long as the window reaches ``patch`` pixels past it (or to the image border).
+    """
+    starts = patch_starts(tuple(image_shape), patch=patch, stride=stride)
+    lo = np.asarray(origin)
+    hi = lo + np.asarray(window_shape)
+    inside = np.all((starts >= lo) & (starts + patch <= hi), axis=1)
+    return starts[inside]
 
 
 def _batched(n: int, size: int):
@@ -49,8 +82,8 @@ def _encode(module, hist_p: torch.Tensor, batch_size: int) -> torch.Tensor:
 def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members: int = 1,
                 sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
                 seed: int = 0, fusion: str = "posthoc", device="cpu",
-                batch_size: int = 1024) -> np.ndarray:
-    """Predict one day on the fine grid.
+                batch_size: int = 1024, origin=(0, 0), image_shape=None) -> np.ndarray:
+    """Predict one day on the fine grid, or on a window of it.
 
     Parameters
     ----------
@@ -60,6 +93,11 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
         Scaled log10 fine history (the days before ``day``).
     cond : ndarray (C, ny, nx)
         Scaled coarse driver on ``day`` and the covariate maps.
+    origin, image_shape : optional
+        When ``hist`` and ``cond`` are a window of a larger image: the window's top-left pixel
+        and the whole image's ``(ny, nx)``. The window is cut with the whole image's patch
+        tiling and noise, so pixels at least ``patch`` pixels inside the window edges (or on
+        the image border) equal the whole-image prediction; the caller trims the rest.
 
     Returns
     -------
@@ -67,7 +105,9 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
         Stitched predictions in scaled space; NaN where an input pixel is missing.
     """
     ny, nx = hist.shape[-2:]
-    starts = patch_starts((ny, nx), patch=cfg.patch, stride=cfg.infer_stride)
+    image_shape = (ny, nx) if image_shape is None else tuple(image_shape)
+    global_starts = window_starts(image_shape, origin, (ny, nx), cfg.patch, cfg.infer_stride)
+    starts = global_starts - np.asarray(origin)
     plan = StitchPlan(starts, (ny, nx), patch=cfg.patch, halo=cfg.halo, window=cfg.window)
     missing = ~(np.isfinite(hist).all(0) & np.isfinite(cond).all(0))
     hist_t = torch.from_numpy(np.nan_to_num(hist, nan=0.0)).to(device)
@@ -83,8 +123,9 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
 
     out = np.empty((members, ny, nx), np.float32)
     for m in range(members):
-        gen = torch.Generator(device="cpu").manual_seed(day_seed(seed, day, m))
         if module.kind == "ddpm":
+            gen = [torch.Generator(device="cpu").manual_seed(int(s))
+                   for s in patch_seeds(seed, day, m, global_starts)]
             x0 = _sample_ddpm(module.large, inputs, n, cfg, plan, gen, sampler=sampler,
                               steps=steps, eta=eta, fusion=fusion, device=device,
                               batch_size=batch_size)
@@ -105,7 +146,10 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
 
 def _sample_ddpm(diffusion, inputs, n, cfg, plan, gen, *, sampler, steps, eta, fusion, device,
                  batch_size):
-    """Reverse diffusion over all patches of a day (steps outside, batches inside)."""
+    """Reverse diffusion over all patches of a day (steps outside, batches inside).
+
+    ``gen`` is a list of per-patch generators: diffusers draws each row's noise from its own.
+    """
     scheduler = diffusion.make_scheduler(sampler, steps)
     shape = (n, 1, cfg.patch, cfg.patch)
     x_t = diffusion.initial_noise(shape, gen).to(device)

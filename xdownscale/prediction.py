@@ -1,9 +1,19 @@
 """xarray and dask wrappers around the day kernel of :mod:`xdownscale.predict`.
 
 ``predict_dataset`` turns coarse days + a fine history into a fine-grid Dataset. With
-dask-backed coarse input it returns a lazy Dataset: one task per time chunk, each holding the
-same estimator (placed in the graph once, as one delayed object), so a Pangeo cluster can
-spread the days over workers.
+dask-backed input it returns a lazy Dataset: one task per time chunk × spatial chunk, each
+holding the same estimator (placed in the graph once, as one delayed object), so a Pangeo
+cluster can spread the days and tiles over workers.
+
+Spatial chunks are taken from the fine history's latitude/longitude chunks (the coarse driver
+is small and is regridded whole). Each tile is predicted on a window that reaches
+``config.patch`` fine pixels past it on every side, cut with the whole image's patch tiling
+and per-patch noise, and trimmed back to the tile: every patch that touches a tile pixel in
+the whole-image prediction is in the window, so chunked and unchunked results agree to float
+rounding. This is ``dask.array.map_overlap`` with ``boundary="none"`` written out, because
+the kernel must know each window's absolute position (for the tiling and the noise seeds),
+its two inputs do not share dimensions (the history has a lag axis), and the model must enter
+the graph once rather than once per block.
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ def fine_template(est) -> xr.DataArray:
 def prepare_coarse(est, coarse) -> xr.DataArray:
     """The coarse days on the fine grid, in log10 space (lazy)."""
     cda = normalize_lonlat(ensure_dataarray(coarse, est.var_)).transpose("time", "lat", "lon")
+    if cda.chunks is not None and (len(cda.chunks[1]) > 1 or len(cda.chunks[2]) > 1):
+        cda = cda.chunk({"lat": -1, "lon": -1})  # the coarse grid is small; regrid it whole
     on_fine = regrid_like(cda, fine_template(est), method=est.config_.regrid_method)
     return log10_transform(on_fine, eps=est.config_.eps)
 
@@ -69,21 +81,26 @@ def _history_log(est, history) -> xr.DataArray:
 
 
 def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, *, members, sampler,
-                       steps, seed, fusion) -> np.ndarray:
-    """Predict ``days`` from in-memory log10 arrays: ``coarse_log`` (n, ny, nx) on those days
-    and ``hist_log`` (n, n_lags, ny, nx). Returns (members, n, ny, nx) in data units."""
+                       steps, seed, fusion, origin=(0, 0)) -> np.ndarray:
+    """Predict ``days`` from in-memory log10 arrays: ``coarse_log`` (n, wy, wx) on those days
+    and ``hist_log`` (n, n_lags, wy, wx), a window at ``origin`` of the fine grid (the whole
+    grid by default). Returns (members, n, wy, wx) in data units."""
     cfg = est.config_
     static = pipeline.StaticMaps(est.covariate_spec_, est.lat_, est.lon_, est.elevation_)
-    out = np.empty((members, len(days), est.lat_.size, est.lon_.size), np.float32)
+    wy, wx = np.shape(coarse_log)[-2:]
+    window = np.s_[:, origin[0]:origin[0] + wy, origin[1]:origin[1] + wx]
+    image_shape = (est.lat_.size, est.lon_.size)
+    out = np.empty((members, len(days), wy, wx), np.float32)
     for i, day in enumerate(pd.DatetimeIndex(days)):
         season = str(season_of(pd.DatetimeIndex([day]))[0])
         scaler = est.scalers_[season]
         hist = np.asarray(scaler.transform(hist_log[i]), np.float32)
         drv = np.asarray(scaler.transform(coarse_log[i][None]), np.float32)
-        cond = np.concatenate([drv, static.covariates([day])[0]], axis=0)
+        cond = np.concatenate([drv, static.covariates([day])[0][window]], axis=0)
         scaled = predict_day(est.modules_[season], cfg, hist, cond, day=day, members=members,
                              sampler=sampler, steps=steps, eta=cfg.eta, seed=seed, fusion=fusion,
-                             device=est.device_, batch_size=cfg.predict_batch_size)
+                             device=est.device_, batch_size=cfg.predict_batch_size,
+                             origin=origin, image_shape=image_shape)
         out[:, i] = np.asarray(inverse_log10(scaler.inverse_transform(scaled)), np.float32)
     return out
 
@@ -106,38 +123,73 @@ def _resolve(est, members, sampler, steps, seed, fusion):
 def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None, seed=None,
                     keep_members=False, fusion=None) -> xr.Dataset:
     sampler, steps, seed, fusion = _resolve(est, members, sampler, steps, seed, fusion)
-    n_lags = est.config_.n_lags
     coarse_log = prepare_coarse(est, coarse)
     days = pd.DatetimeIndex(coarse_log["time"].values)
     _check_seasons(est, days)
     hist_log = _history_log(est, history)
-    windows = lag_windows(days.to_numpy(), hist_log["time"].values, n_lags, on_missing="raise")
+    windows = lag_windows(days.to_numpy(), hist_log["time"].values, est.config_.n_lags,
+                          on_missing="raise")
     index = np.asarray(windows.index)
     kwargs = dict(members=members, sampler=sampler, steps=steps, seed=seed, fusion=fusion)
     lazy = coarse_log.chunks is not None or hist_log.chunks is not None
-    shape_day = (est.lat_.size, est.lon_.size)
     if not lazy:
         values = predict_days_array(est, days, coarse_log.values, hist_log.values[index], **kwargs)
     else:
-        cdata = coarse_log.data if coarse_log.chunks is not None else da.from_array(
-            coarse_log.values, chunks=(1, -1, -1))
-        bounds = np.cumsum((0,) + cdata.chunks[0])
-        est_d = dask.delayed(est, pure=True, traverse=False)  # the model enters the graph once
-        hdata = hist_log.data
-        blocks = []
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-            cblock = cdata[lo:hi].rechunk((hi - lo, -1, -1))
-            hblock = hdata[index[lo:hi].ravel()]
-            task = dask.delayed(_predict_block)(est_d, days[lo:hi], cblock, hblock, n_lags, kwargs)
-            blocks.append(da.from_delayed(task, shape=(members, hi - lo, *shape_day),
-                                          dtype=np.float32))
-        values = da.concatenate(blocks, axis=1)
+        values = _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs)
     return _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed)
 
 
-def _predict_block(est, days, cblock, hblock, n_lags, kwargs):
-    hist = np.asarray(hblock).reshape(len(days), n_lags, *np.shape(cblock)[1:])
-    return predict_days_array(est, days, np.asarray(cblock), hist, **kwargs)
+def _spatial_chunks(est, hist_log: xr.DataArray) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Fine-grid tiles: the history's latitude/longitude chunks, or the whole grid."""
+    if hist_log.chunks is None:
+        return (est.lat_.size,), (est.lon_.size,)
+    return hist_log.chunks[1], hist_log.chunks[2]
+
+
+def _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs) -> da.Array:
+    """One delayed task per time chunk x fine tile, each on its tile plus ``patch`` pixels."""
+    ny, nx = est.lat_.size, est.lon_.size
+    ychunks, xchunks = _spatial_chunks(est, hist_log)
+    tiled = len(ychunks) > 1 or len(xchunks) > 1
+    if tiled and kwargs["fusion"] == "per_step":
+        raise ConfigError(
+            "fusion='per_step' couples every patch of the day at each step, so it cannot run "
+            "on spatial tiles; chunk the history with {'lat': -1, 'lon': -1} or use "
+            "fusion='posthoc'")
+    cdata = coarse_log.data if coarse_log.chunks is not None else da.from_array(
+        coarse_log.values, chunks=(1, -1, -1))
+    # A history in memory is wrapped once, so the graph holds it once and slices it per task.
+    hdata = hist_log.data if hist_log.chunks is not None else da.from_array(
+        hist_log.values, chunks=(est.config_.n_lags, -1, -1))
+    depth = est.config_.patch
+    tbounds = np.cumsum((0,) + cdata.chunks[0])
+    ybounds, xbounds = np.cumsum((0,) + tuple(ychunks)), np.cumsum((0,) + tuple(xchunks))
+    est_d = dask.delayed(est, pure=True, traverse=False)  # the model enters the graph once
+    n_lags = est.config_.n_lags
+    blocks = []
+    for lo, hi in zip(tbounds[:-1], tbounds[1:], strict=True):
+        rows = []
+        for y0, y1 in zip(ybounds[:-1], ybounds[1:], strict=True):
+            row = []
+            for x0, x1 in zip(xbounds[:-1], xbounds[1:], strict=True):
+                wy0, wy1 = max(0, y0 - depth), min(ny, y1 + depth)
+                wx0, wx1 = max(0, x0 - depth), min(nx, x1 + depth)
+                cblock = cdata[lo:hi, wy0:wy1, wx0:wx1]
+                hblock = hdata[index[lo:hi].ravel(), wy0:wy1, wx0:wx1]
+                keep = np.s_[..., y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
+                task = dask.delayed(_predict_block)(est_d, days[lo:hi], cblock, hblock, n_lags,
+                                                    (wy0, wx0), keep, kwargs)
+                row.append(da.from_delayed(task, shape=(members, hi - lo, y1 - y0, x1 - x0),
+                                           dtype=np.float32))
+            rows.append(row)
+        blocks.append(rows)
+    return da.block(blocks)
+
+
+def _predict_block(est, days, cblock, hblock, n_lags, origin, keep, kwargs):
+    cblock = np.asarray(cblock)
+    hist = np.asarray(hblock).reshape(len(days), n_lags, *cblock.shape[1:])
+    return predict_days_array(est, days, cblock, hist, origin=origin, **kwargs)[keep]
 
 
 def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed):

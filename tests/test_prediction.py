@@ -1,0 +1,112 @@
+"""Prediction at scale: spatial tiles with overlap, chunk-invariant noise, a dask cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_toy_pair, raise_if_dask_computes, tiny_config
+
+from xdownscale.errors import ConfigError
+from xdownscale.patches import patch_starts
+from xdownscale.predict import patch_seeds, window_starts
+
+VAR = "DUEXTTAU"
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """A 44 x 37 fine grid (not a multiple of the stride) and a tiny DDPM fitted on it."""
+    coarse, fine, elev = make_toy_pair(ny=44, nx=37, seed=1)
+    torch.manual_seed(0)
+    est = coarse.downscale.fit(fine, elevation=elev, model="ddpm", seasons=["JJA"],
+                               config=tiny_config(infer_stride=4))
+    days = est.test_days_["JJA"][:2]
+    return est, coarse.sel(time=days), fine
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+@pytest.mark.parametrize("tiles", [{"lat": 20, "lon": 16}, {"lat": 7, "lon": 30},
+                                   {"lat": 44, "lon": 5}])
+def test_spatial_tiles_equal_whole_image(wide, sampler, tiles):
+    # ddpm draws fresh noise at every step, so it checks the per-patch noise too; tiles
+    # narrower than a patch (5, 7 pixels) need windows reaching over several neighbours.
+    est, coarse, fine = wide
+    kw = dict(members=2, seed=4, sampler=sampler, steps=4, keep_members=True)
+    eager = est.predict(coarse, history=fine, **kw)
+    with raise_if_dask_computes():
+        lazy = est.predict(coarse.chunk({"time": 1}),
+                           history=fine.chunk({"time": 50, **tiles}), **kw)
+    out = lazy[f"{VAR}_members"]
+    assert out.chunks[2] == fine.chunk(tiles).chunks["lat"]
+    assert out.chunks[3] == fine.chunk(tiles).chunks["lon"]
+    np.testing.assert_allclose(out.values, eager[f"{VAR}_members"].values, rtol=1e-5, atol=1e-7)
+
+
+def test_coarse_chunked_in_space_is_regridded_whole(wide):
+    est, coarse, fine = wide
+    eager = est.predict(coarse, history=fine, seed=1)
+    lazy = est.predict(coarse.chunk({"time": 1, "lat": 2, "lon": 2}), history=fine, seed=1)
+    np.testing.assert_allclose(lazy[VAR].values, eager[VAR].values, rtol=1e-6)
+
+
+def test_per_step_fusion_refuses_tiles(wide):
+    est, coarse, fine = wide
+    with pytest.raises(ConfigError, match="per_step"):
+        est.predict(coarse, history=fine.chunk({"lat": 20}), fusion="per_step")
+    # one tile is fine: the whole day is fused as usual
+    est.predict(coarse.chunk({"time": 1}), history=fine, fusion="per_step", steps=2)
+
+
+def test_batch_size_does_not_change_the_result(wide):
+    est, coarse, fine = wide
+    kw = dict(history=fine, seed=5, sampler="ddpm", steps=3)
+    ref = est.predict(coarse, **kw)[VAR].values
+    old = est.config_.predict_batch_size
+    try:
+        est.config_.predict_batch_size = 7  # 7 does not divide the patch count
+        np.testing.assert_allclose(est.predict(coarse, **kw)[VAR].values, ref, rtol=1e-6)
+    finally:
+        est.config_.predict_batch_size = old
+
+
+def test_patch_seeds_are_distinct_and_reproducible():
+    starts = patch_starts((432, 357), patch=16, stride=2)
+    seeds = patch_seeds(0, "2006-07-01", 0, starts)
+    assert np.unique(seeds).size == len(starts)
+    assert (seeds >= 0).all()
+    np.testing.assert_array_equal(seeds, patch_seeds(0, "2006-07-01", 0, starts))
+    # one patch's seed depends on its own corner only, not on its neighbours
+    np.testing.assert_array_equal(patch_seeds(0, "2006-07-01", 0, starts[100:101]), seeds[100:101])
+    for other in (patch_seeds(1, "2006-07-01", 0, starts), patch_seeds(0, "2006-07-02", 0, starts),
+                  patch_seeds(0, "2006-07-01", 1, starts)):
+        assert np.intersect1d(other, seeds).size == 0
+
+
+def test_window_starts_cover_the_interior_as_the_whole_tiling_does():
+    shape, patch, stride = (44, 37), 16, 4
+    every = patch_starts(shape, patch=patch, stride=stride)
+    origin, wshape = (3, 10), (40, 27)
+    inside = window_starts(shape, origin, wshape, patch, stride)
+    assert all(tuple(s) in {tuple(e) for e in every} for s in inside)
+    # a pixel patch pixels inside the window is covered by the same patches in both tilings
+    y, x = origin[0] + patch, origin[1] + patch
+    covers = lambda s: (s[:, 0] <= y) & (y < s[:, 0] + patch) & (s[:, 1] <= x) & (x < s[:, 1] + patch)  # noqa: E731
+    np.testing.assert_array_equal(every[covers(every)], inside[covers(inside)])
+
+
+def test_predict_on_a_two_worker_cluster(wide):
+    distributed = pytest.importorskip("distributed")
+    est, coarse, fine = wide
+    eager = est.predict(coarse, history=fine, seed=6, members=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        lazy = est.predict(coarse.chunk({"time": 1}),
+                           history=fine.chunk({"time": 50, "lat": 22}), seed=6, members=2)
+        result = client.compute(lazy).result()
+        workers = client.run(lambda: 1)
+    assert len(workers) == 2
+    np.testing.assert_allclose(result[VAR].values, eager[VAR].values, rtol=1e-5)
+    np.testing.assert_allclose(result[f"{VAR}_std"].values, eager[f"{VAR}_std"].values,
+                               rtol=1e-4, atol=1e-7)
