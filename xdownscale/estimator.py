@@ -155,7 +155,10 @@ class Downscaler:
         -------
         xarray.Dataset
             ``<var>`` (ensemble mean, data units), ``<var>_std`` when ``members > 1`` and
-            optionally ``<var>_members``; lazy when ``coarse`` is dask-backed.
+            optionally ``<var>_members``. Lazy when ``coarse`` or ``history`` is dask-backed:
+            one task per time chunk of ``coarse`` and latitude/longitude tile of ``history``,
+            each predicted with a ``patch``-pixel overlap and trimmed, so the chunking does not
+            change the numbers.
         """
         from .prediction import predict_dataset
 
