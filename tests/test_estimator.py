@@ -279,3 +279,32 @@ def test_accessor_fit_forwards(toy_pair):
     est = coarse.downscale.fit(fine, elevation=elev, model="unet", config=tiny_config(),
                                seasons="JJA", epochs=1)
     assert isinstance(est, xdownscale.Downscaler) and est.config_.epochs == 1
+
+
+def test_small_grid_native_trains_stage_a_on_the_coarse_grid(monkeypatch):
+    from conftest import make_toy_pair
+
+    from xdownscale import _fit
+
+    coarse, fine, elev = make_toy_pair(ny=48, nx=48)
+    seen = {}
+    stage_a = _fit._stage_a
+
+    def spy(small, plan, load_small, starts, cfg, device, season):
+        seen["x"] = load_small(plan.small_train[0])["x"].shape
+        seen["max_start"] = starts.max(axis=0)
+        return stage_a(small, plan, load_small, starts, cfg, device, season)
+
+    monkeypatch.setattr(_fit, "_stage_a", spy)
+    cfg = tiny_config(patch=8, halo=2, infer_stride=4, small_grid="native")
+    est = coarse.downscale.fit(fine, elevation=elev, model="unet", config=cfg, seasons=["JJA"])
+    native = (coarse.sizes["lat"], coarse.sizes["lon"])
+    assert seen["x"] == (cfg.n_lags, *native)
+    assert (seen["max_start"] + cfg.patch <= np.array(native)).all()
+    assert "A" in est.history_.index.get_level_values("stage")
+    day = est.test_days_["JJA"][:1]
+    assert np.isfinite(est.predict(coarse.sel(time=day), history=fine)["DUEXTTAU"]).all()
+    # a coarse grid smaller than a patch is refused with the sizes
+    with pytest.raises(ConfigError, match="small_grid='native'.*cells"):
+        coarse.downscale.fit(fine, elevation=elev, model="unet", seasons=["JJA"],
+                             config=tiny_config(small_grid="native"))

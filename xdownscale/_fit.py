@@ -49,6 +49,24 @@ def _stage_a(small, plan, load_small, starts, cfg, device, season) -> pd.DataFra
                  desc=f"{season} stage A (small)")
 
 
+def _native_small_source(coarse_da, span, scaler, cfg):
+    """Stage A on the native coarse grid (the authors' scripts): the same log10 transform and
+    scaler, patches cut from the coarse grid itself. The convolutional encoder is then applied
+    to fine patches in stage B, as in the paper, at a scale it was not trained on."""
+    shape = (coarse_da.sizes["lat"], coarse_da.sizes["lon"])
+    if min(shape) < cfg.patch:
+        raise ConfigError(
+            f"small_grid='native' cuts {cfg.patch}x{cfg.patch} patches from the coarse grid, "
+            f"but it has only {shape[0]}x{shape[1]} cells over this area; use "
+            "small_grid='fine' (the default) or a larger area")
+    native = scaler.transform(log10_transform(coarse_da.sel(time=span), eps=cfg.eps))
+    src = pipeline.ArraySource(native, in_memory=_in_memory(native.nbytes, cfg))
+    # Few cells: a stride of a quarter patch gives stage A enough distinct patches per day.
+    starts = patch_starts(shape, patch=cfg.patch, stride=max(1, min(cfg.train_stride,
+                                                                    cfg.patch // 4)))
+    return pipeline.small_loader(src, cfg.n_lags), starts
+
+
 def fit_estimator(est, cfg, coarse, fine, elevation) -> None:
     """Run stage A and stage B for each season and set the fitted attributes on ``est``."""
     torch.manual_seed(cfg.seed)
@@ -84,13 +102,16 @@ def fit_estimator(est, cfg, coarse, fine, elevation) -> None:
         coarse_src = pipeline.ArraySource(
             scaler.transform(coarse_sel), in_memory=_in_memory(coarse_sel.nbytes, cfg))
         load_small, load_large = pipeline.day_loaders(coarse_src, fine_src, static, cfg.n_lags)
+        small_starts = starts
+        if cfg.small_grid == "native":
+            load_small, small_starts = _native_small_source(coarse_da, span, scaler, cfg)
 
         # Stage A: the small model on the long coarse record of this season (skipped by the
         # ablations that do not use a pretrained encoder).
         small = build_small(est.model, cfg)
         hist_a = pd.DataFrame()
         if cfg.encoder == "pretrained":
-            hist_a = _stage_a(small, plan, load_small, starts, cfg, device, season)
+            hist_a = _stage_a(small, plan, load_small, small_starts, cfg, device, season)
         # Stage B: freeze and transfer the encoder, train the large model on the overlap.
         module = SeasonModule(est.model, cfg, pipeline.N_COND, small=small)
         module.freeze_small()

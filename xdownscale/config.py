@@ -18,7 +18,7 @@ __all__ = ["DownscaleConfig"]
 _CHOICES = {
     "scaler": ("minmax", "zscore"),
     "regrid_method": ("cubic", "spline", "linear", "nearest"),
-    "small_grid": ("fine",),
+    "small_grid": ("fine", "native"),
     "conditioning": ("channels", "film"),
     "schedule": ("squaredcos_cap_v2", "linear", "scaled_linear"),
     "sampler": ("ddpm", "ddim", "dpmsolver"),
@@ -44,7 +44,7 @@ class DownscaleConfig:
     eps: float = 1e-6
     scaler: str = "minmax"
     regrid_method: str = "cubic"
-    small_grid: str = "fine"  # stage A sees coarse on the fine grid (native: not yet offered)
+    small_grid: str = "fine"  # stage A on coarse regridded to the fine grid, or "native"
     # patches and stitching
     patch: int = 16
     train_stride: int = 8

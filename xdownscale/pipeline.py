@@ -239,6 +239,16 @@ class StaticMaps:
 N_COND = 1 + len(COVARIATE_NAMES)  # coarse driver on day t+1 + the covariate maps
 
 
+def small_loader(coarse_src: ArraySource, n_lags: int):
+    """Stage A's ``load_day``: the coarse lags ``x`` (n_lags, ny, nx) and the coarse day ``y``,
+    on whatever grid ``coarse_src`` holds (the fine grid, or the native coarse grid)."""
+
+    def small(day):
+        return {"x": coarse_src.take(window_days(day, n_lags)), "y": coarse_src.take([day])}
+
+    return small
+
+
 def day_loaders(coarse_src: ArraySource, fine_src: ArraySource, static: StaticMaps, n_lags: int):
     """``load_day`` callables for the two training stages.
 
@@ -247,10 +257,7 @@ def day_loaders(coarse_src: ArraySource, fine_src: ArraySource, static: StaticMa
     (coarse day t+1 and covariate maps) and the fine target ``y``.
     """
 
-    def small(day):
-        x = coarse_src.take(window_days(day, n_lags))
-        y = coarse_src.take([day])
-        return {"x": x, "y": y}
+    small = small_loader(coarse_src, n_lags)
 
     def large(day):
         hist = fine_src.take(window_days(day, n_lags))
