@@ -19,6 +19,8 @@ def test_example_runs_quick(name, tmp_path, monkeypatch):
     args = [name, "--quick"]
     if name == "quickstart.py":
         args += ["--out", str(tmp_path / "map.png")]
+    if name == "dask_cluster.py":
+        args += ["--tile", "32"]
     monkeypatch.setattr(sys, "argv", args)
     monkeypatch.chdir(tmp_path)
     runpy.run_path(str(EXAMPLES / name), run_name="__main__")
