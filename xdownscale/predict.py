@@ -73,9 +73,15 @@ def _batched(n: int, size: int):
 
 
 @torch.no_grad()
-def _encode(module, hist_p: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Bottleneck features of every patch, computed once per day."""
-    return torch.cat([module.encoder.raw(hist_p[b]) for b in _batched(hist_p.shape[0], batch_size)])
+def _encode(module, hist: torch.Tensor, starts: np.ndarray, patch: int,
+            batch_size: int) -> torch.Tensor:
+    """Bottleneck features of every patch, computed once per day.
+
+    The history patches are cut batch by batch: all of a day's at once would hold
+    n_lags x patch² floats per patch (1.5 GB for an A1 day at stride 2), for nothing.
+    """
+    return torch.cat([module.encoder.raw(cut_patches(hist, starts[b], patch))
+                      for b in _batched(len(starts), batch_size)])
 
 
 @torch.no_grad()
@@ -112,9 +118,8 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
     missing = ~(np.isfinite(hist).all(0) & np.isfinite(cond).all(0))
     hist_t = torch.from_numpy(np.nan_to_num(hist, nan=0.0)).to(device)
     cond_t = torch.from_numpy(np.nan_to_num(cond, nan=0.0)).to(device)
-    hist_p = cut_patches(hist_t, starts, cfg.patch)
     cond_p = cut_patches(cond_t, starts, cfg.patch)
-    raw = _encode(module, hist_p, batch_size)
+    raw = _encode(module, hist_t, starts, cfg.patch, batch_size)
     n = starts.shape[0]
 
     def inputs(b):
