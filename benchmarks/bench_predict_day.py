@@ -21,8 +21,9 @@ that returns a cached batch afterwards; the day's time is extrapolated as the me
 time + (calls - real calls) x the mean real call. Peak memory is measured for real: every
 day-sized array is allocated, and the network's activations are bounded by one batch.
 
-Measured in a fresh subprocess (so training does not count): wall time, peak RSS
-(``ru_maxrss``; tracemalloc does not see torch's allocator, so it is not used), patches per
+Measured in a fresh subprocess (so training does not count): wall time, peak RSS of the
+prediction (the kernel's high-water mark, reset after loading; tracemalloc does not see
+torch's allocator, so it is not used), patches per
 day, seconds per step, and the share of stitching, timed on this day's patch set with
 ``StitchPlan``: post-hoc (plan build + one numpy stitch per member) and per-step fusion
 (plan build + one torch stitch and re-cut per step).
@@ -39,20 +40,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import cached_fit, current_mb, peak_mb, reset_peak
 
 VAR = "DUEXTTAU"
-
-
-def rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def load_pair(args):
@@ -75,18 +71,15 @@ def fit_if_needed(args) -> None:
     from xdownscale import DownscaleConfig, Downscaler
 
     torch.set_num_threads(args.threads)
-    path = model_path(args)
-    if (path / "estimator.json").exists():
-        print(f"fitted model found in {path}")
-        return
-    coarse, fine, elev = load_pair(args)
-    # Training-size overrides only; architecture, strides, halo and sampler stay default.
-    cfg = DownscaleConfig(small_epochs=1, epochs=1, small_max_days=8, patches_per_day=64,
-                          seed=args.seed, verbose=False)
-    t0 = time.perf_counter()
-    est = Downscaler(cfg, model="ddpm", seasons=["JJA"]).fit(coarse, fine, elevation=elev)
-    est.save(path)
-    print(f"fitted one epoch per stage in {time.perf_counter() - t0:.0f} s, saved to {path}")
+
+    def fit():
+        coarse, fine, elev = load_pair(args)
+        # Training-size overrides only; architecture, strides, halo and sampler stay default.
+        cfg = DownscaleConfig(small_epochs=1, epochs=1, small_max_days=8, patches_per_day=64,
+                              seed=args.seed, verbose=False)
+        return Downscaler(cfg, model="ddpm", seasons=["JJA"]).fit(coarse, fine, elevation=elev)
+
+    cached_fit(model_path(args), fit, "default-config DDPM, one epoch per stage")
 
 
 def child(args) -> dict:
@@ -105,7 +98,8 @@ def child(args) -> dict:
     module = est.modules_["JJA"]
     starts = patch_starts((est.lat_.size, est.lon_.size), patch=cfg.patch,
                           stride=cfg.infer_stride)
-    rss_loaded = rss_mb()
+    rss_loaded = current_mb()
+    reset = reset_peak()
 
     # Wrap the two networks: the encoder is timed, the large network runs for real on the
     # first real_calls batches and is replaced by the last real output afterwards.
@@ -136,7 +130,7 @@ def child(args) -> dict:
     pred = est.predict(coarse.sel(time=[day]), history=fine, sampler="ddim", steps=args.steps,
                        members=args.members, fusion="posthoc")
     wall = time.perf_counter() - t0
-    rss_peak = rss_mb()
+    rss_peak = peak_mb()
     assert pred[VAR].shape == (1, est.lat_.size, est.lon_.size)
 
     # The stitch share on this day's patch set, best of 3 (numpy for post-hoc, as predict_day
@@ -164,7 +158,7 @@ def child(args) -> dict:
         "day": str(np.datetime_as_string(np.datetime64(day, "D"))), "shape": shape,
         "patches": len(starts), "wall": wall, "encode": log["enc"], "real": log["real"],
         "stand_in": log["stand_in"], "calls": log["calls"], "rss_loaded": rss_loaded,
-        "rss_peak": rss_peak, "load": os.getloadavg()[0],
+        "rss_peak": rss_peak, "reset": reset, "load": os.getloadavg()[0],
         "t_plan": best(lambda: StitchPlan(starts, shape, patch=cfg.patch, halo=cfg.halo,
                                           window=cfg.window)),
         "t_stitch_np": best(lambda: plan.stitch(patches)),
@@ -213,8 +207,10 @@ def report(r: dict, args) -> None:
     for name, s in rows:
         print(f"  {name:42s} {s:10.1f} s  ({s / 3600:6.2f} h)")
     grown = r["rss_peak"] - r["rss_loaded"]
-    print(f"peak RSS: {r['rss_peak']:.0f} MB (after loading model and data: "
-          f"{r['rss_loaded']:.0f} MB; the prediction adds {grown:.0f} MB)")
+    how = "high-water mark reset after loading" if r["reset"] else "ru_maxrss, incl. loading"
+    print(f"peak RSS during the prediction: {r['rss_peak']:.0f} MB ({how}; resident after "
+          f"loading model and data: {r['rss_loaded']:.0f} MB; the prediction adds "
+          f"{grown:.0f} MB)")
     print(f"stitching, {r['patches']} patches: plan build {r['t_plan'] * 1e3:.0f} ms, numpy "
           f"stitch {r['t_stitch_np'] * 1e3:.0f} ms, torch stitch + cut "
           f"{r['t_stitch_cut_torch'] * 1e3:.0f} ms")

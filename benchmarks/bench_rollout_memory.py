@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,35 +35,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _common import cached_fit, current_mb, peak_mb, reset_peak
 
 VAR = "DUEXTTAU"
 FINE_START = "2005-01-01"
-
-
-def _status_mb(field: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return None
-
-
-def reset_peak() -> bool:
-    """Reset the kernel's RSS high-water mark (Linux: ``5`` into clear_refs), so the peak read
-    after the rollout is the rollout's own, not the loading's."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_mb() -> float:
-    """Peak resident set size since the last reset (VmHWM), else since the start (ru_maxrss)."""
-    hwm = _status_mb("VmHWM")
-    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def load_pair(args):
@@ -86,18 +60,15 @@ def fit_if_needed(args) -> None:
     from xdownscale import DownscaleConfig
 
     torch.set_num_threads(args.threads)
-    path = model_path(args)
-    if (path / "estimator.json").exists():
-        print(f"fitted model found in {path}")
-        return
-    coarse, fine, elev = load_pair(args)
-    cfg = DownscaleConfig.fast(small_widths=(8, 16, 32), large_widths=(8, 16, 32),
-                               small_epochs=1, epochs=1, small_max_days=40, patches_per_day=32,
-                               seed=args.seed, verbose=False)
-    t0 = time.perf_counter()
-    est = coarse.downscale.fit(fine, elevation=elev, model="ddpm", config=cfg)
-    est.save(path)
-    print(f"fitted seasons {est.seasons_} in {time.perf_counter() - t0:.0f} s, saved to {path}")
+
+    def fit():
+        coarse, fine, elev = load_pair(args)
+        cfg = DownscaleConfig.fast(small_widths=(8, 16, 32), large_widths=(8, 16, 32),
+                                   small_epochs=1, epochs=1, small_max_days=40,
+                                   patches_per_day=32, seed=args.seed, verbose=False)
+        return coarse.downscale.fit(fine, elevation=elev, model="ddpm", config=cfg)
+
+    cached_fit(model_path(args), fit, "tiny DDPM, all four seasons")
 
 
 def child(args) -> dict:
@@ -111,7 +82,7 @@ def child(args) -> dict:
     coarse, fine, _ = load_pair(args)
     start = pd.Timestamp(fine["time"].values[-1]) + pd.Timedelta(days=1)
     end = start + pd.Timedelta(days=args.days - 1)
-    baseline = _status_mb("VmRSS") or peak_mb()  # resident now, model and data loaded
+    baseline = current_mb()  # resident now, model and data loaded
     reset = reset_peak()
     with tempfile.TemporaryDirectory() as tmp:
         store = str(Path(tmp) / "rollout.zarr") if args.store else None

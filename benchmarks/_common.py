@@ -1,0 +1,63 @@
+"""Helpers shared by the benchmark scripts: a fitted-model cache and resident-memory probes.
+
+The scripts run as ``python benchmarks/<name>.py``, so this module is importable as ``_common``.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def cached_fit(path: Path, fit: Callable[[], object], what: str = "the model"):
+    """Load the estimator saved under ``path``, or run ``fit()`` and save it there.
+
+    Returns ``(estimator, fit_seconds)``; the seconds are 0 when the cache was read, so a
+    rerun of a benchmark skips its training.
+    """
+    from xdownscale import Downscaler
+
+    path = Path(path)
+    if (path / "estimator.json").exists():
+        print(f"{what}: fitted model found in {path}")
+        return Downscaler.load(path), 0.0
+    t0 = time.perf_counter()
+    est = fit()
+    seconds = time.perf_counter() - t0
+    est.save(path)
+    print(f"{what}: fitted in {seconds:.0f} s, saved to {path}")
+    return est, seconds
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def current_mb() -> float:
+    """Resident memory now (VmRSS), else the peak so far."""
+    now = _status_mb("VmRSS")
+    return now if now is not None else peak_mb()
+
+
+def reset_peak() -> bool:
+    """Reset the kernel's RSS high-water mark (Linux: ``5`` into clear_refs), so a peak read
+    later is the measured step's own, not the loading's. False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_mb() -> float:
+    """Peak resident memory since the last reset (VmHWM), else since the start (ru_maxrss)."""
+    hwm = _status_mb("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
