@@ -76,7 +76,9 @@ class DownscaleConfig:
     timesteps: int = 1000
     schedule: str = "squaredcos_cap_v2"
     sampler: str = "ddim"
-    sample_steps: int | None = 50
+    # 20: on the demo pair DDIM-50 adds 0.002 R2 for 3x the time and a worse CRPS
+    # (benchmarks/bench_samplers.py; figures in the docs' prediction guide)
+    sample_steps: int | None = 20
     eta: float = 0.0
     fusion: str = "posthoc"
     # VAE baseline
