@@ -4,9 +4,8 @@ The default configuration is ``DownscaleConfig()``, what ``Downscaler()`` and
 ``coarse.downscale.fit(...)`` use when no config is given: the paper's architecture (small
 temporal U-Net 64/128/256, large conditional DDPM U-Net 128/256/512, ~14 M parameters),
 inference stride 2 (35 948 patches of 16 x 16 with a 4-pixel halo), post-hoc stitching, and
-a DDIM sampler with 50 steps. The issue's stitch target refers to DDIM-20, so the day is run
-with ``--steps 20`` and DDIM-50 (the config's default) is extrapolated from the same
-per-step cost.
+a DDIM sampler with 20 steps. The day is run with ``--steps`` (20 by default); DDIM-50 and
+DDPM-1000 are extrapolated from the same per-step cost.
 
 Training to convergence is not the point: the model is fitted with the minimal legitimate
 amount of training (one epoch of each stage on a few patches per day, via config overrides
@@ -201,7 +200,7 @@ def report(r: dict, args) -> None:
         ("large network, one step (extrapolated)", per_step),
         ("seconds per step (all patches)", per_step + other / args.steps),
         (f"DDIM-{args.steps} day, estimated", total),
-        ("DDIM-50 day (config default), estimated", day_seconds(50)),
+        ("DDIM-50 day, estimated", day_seconds(50)),
         ("DDPM-1000 day (paper), estimated", day_seconds(1000)),
     ]
     for name, s in rows:
