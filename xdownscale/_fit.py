@@ -62,8 +62,7 @@ def _native_small_source(coarse_da, span, scaler, cfg):
     native = scaler.transform(log10_transform(coarse_da.sel(time=span), eps=cfg.eps))
     src = pipeline.ArraySource(native, in_memory=_in_memory(native.nbytes, cfg))
     # Few cells: a stride of a quarter patch gives stage A enough distinct patches per day.
-    starts = patch_starts(shape, patch=cfg.patch, stride=max(1, min(cfg.train_stride,
-                                                                    cfg.patch // 4)))
+    starts = patch_starts(shape, patch=cfg.patch, stride=min(cfg.train_stride, cfg.patch // 4))
     return pipeline.small_loader(src, cfg.n_lags), starts
 
 
