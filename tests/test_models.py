@@ -20,7 +20,6 @@ from xdownscale.models import (  # noqa: E402
     LSTMAutoencoder,
     TemporalUNet,
     TransferModel,
-    make_generators,
 )
 from xdownscale.models.blocks import bilinear_resize  # noqa: E402
 
@@ -166,61 +165,106 @@ def test_frozen_encoder_resize_is_half_pixel_bilinear():
     assert frozen.raw(x).shape == (1, 1, 2, 2)
 
 
-def _transfer(kind, film_dim=0):
+def _transfer(kind, film=False, target="direct"):
     small = TemporalUNet(5, widths=W)
-    frozen = FrozenEncoder(small.encoder, out_size=8)
-    c_in = 32 + 2
+    names = ("coarse", "elevation", "lat", "day")
+    n_maps = 2 if film else 4
+    film_dim = 2 if film else 0
+    head = "linear" if target == "residual" else "sigmoid"
+    c_in = 32 + n_maps
     if kind == "ddpm":
-        net = DiffusionModel(ConditionalUNet(c_in + 1, widths=W, time_embed=True, film_dim=film_dim),
-                             num_train_timesteps=100)
+        net = DiffusionModel(ConditionalUNet(c_in + 1, widths=W, time_embed=True, film_dim=film_dim,
+                                             head=head), num_train_timesteps=100,
+                             data="standard" if target == "residual" else "unit")
     elif kind == "unet":
-        net = ConditionalUNet(c_in, widths=W, film_dim=film_dim)
+        net = ConditionalUNet(c_in, widths=W, film_dim=film_dim, head=head)
     else:
-        net = FiLMVAE(c_in, film_dim=film_dim, latent=4, widths=W)
-    return TransferModel(frozen, net, kind)
+        net = FiLMVAE(c_in, film_dim=film_dim, latent=4, widths=W, head=head)
+    return TransferModel(small, net, kind, names, film=film, target=target, out_size=8)
 
 
-def _batch(b=4, film_dim=0):
-    batch = {"history": torch.rand(b, 5, 8, 8), "cond": torch.rand(b, 2, 8, 8),
-             "target": torch.rand(b, 1, 8, 8)}
-    if film_dim:
-        batch["film"] = torch.rand(b, film_dim)
-    return batch
+def _batch(b=4):
+    return {"hist": torch.rand(b, 5, 8, 8), "cond": torch.rand(b, 4, 8, 8),
+            "y": torch.rand(b, 1, 8, 8)}
 
 
+@pytest.mark.parametrize("target", ["direct", "residual"])
 @pytest.mark.parametrize("kind", ["ddpm", "unet", "vae"])
-def test_transfer_model_kinds(kind):
-    model = _transfer(kind, film_dim=3)
-    batch = _batch(film_dim=3)
+def test_transfer_model_kinds(kind, target):
+    model = _transfer(kind, film=True, target=target)
+    batch = _batch()
     loss = model.loss(batch)
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
-    enc_ids = {id(p) for p in model.encoder.parameters()}
+    small_ids = {id(p) for p in model.small.parameters()}
     trainable = model.trainable_parameters()
-    assert trainable and not enc_ids & {id(p) for p in trainable}
-    assert all(p.grad is None for p in model.encoder.parameters())
+    assert trainable and not small_ids & {id(p) for p in trainable}
+    assert all(p.grad is None for p in model.small.parameters())
     kw = {"steps": 2} if kind == "ddpm" else {}
-    pred = model.predict(batch["cond"], history=batch["history"], film=batch["film"], **kw)
-    assert pred.shape == (4, 1, 8, 8) and ((pred >= 0) & (pred <= 1)).all()
+    pred = model.predict_batch(batch["hist"], batch["cond"], **kw)
+    assert pred.shape == (4, 1, 8, 8)
+    if target == "direct":
+        assert ((pred >= 0) & (pred <= 1)).all()
+
+
+@pytest.mark.parametrize("kind", ["ddpm", "unet", "vae"])
+def test_untrained_residual_model_returns_the_coarse_channel(kind):
+    """Zero-initialised linear heads: before any training step the prediction is the
+    upsampled coarse field, whatever the sampler's noise."""
+    model = _transfer(kind, target="residual").eval()
+    model.residual_scale.fill_(0.37)
+    batch = _batch()
+    kw = {"steps": 3, "sampler": "ddim", "generator": torch.Generator().manual_seed(0)} \
+        if kind == "ddpm" else {}
+    pred = model.predict_batch(batch["hist"], batch["cond"], **kw)
+    torch.testing.assert_close(pred, batch["cond"][:, :1], atol=1e-6, rtol=0)
+
+
+def test_residual_target_roundtrip_and_film_channels_by_name():
+    model = _transfer("unet", film=True, target="residual")
+    model.residual_scale.fill_(0.5)
+    batch = _batch()
+    enc = model.encode_target(batch["y"], batch["cond"])
+    torch.testing.assert_close(enc, (batch["y"] - batch["cond"][:, :1]) / 0.5)
+    torch.testing.assert_close(model.decode_output(enc, batch["cond"]), batch["y"])
+    x, film = model.inputs(batch["hist"], batch["cond"])
+    # coarse and elevation stay maps; the rest become the per-patch mean vector
+    assert x.shape[1] == 32 + 2 and film.shape == (4, 2)
+    torch.testing.assert_close(x[:, 32:], batch["cond"][:, :2])
+    torch.testing.assert_close(film, batch["cond"][:, 2:].mean(dim=(2, 3)))
 
 
 def test_transfer_features_computed_once_per_sampling_call():
     model = _transfer("ddpm").eval()
     calls = []
     model.encoder.encoder.register_forward_hook(lambda *a: calls.append(1))
-    model.predict(torch.rand(2, 2, 8, 8), history=torch.rand(2, 5, 8, 8), steps=4)
+    model.predict_batch(torch.rand(2, 5, 8, 8), torch.rand(2, 4, 8, 8), steps=4)
     assert len(calls) == 1
-    feats = model.features(torch.rand(2, 5, 8, 8))
-    model.predict(torch.rand(2, 2, 8, 8), features=feats, steps=4)
+    feats = model.encoder(torch.rand(2, 5, 8, 8))
+    model.predict_batch(None, torch.rand(2, 4, 8, 8), feats=feats, steps=4)
     assert len(calls) == 2  # precomputed features: no further encoder call
 
 
-def test_transfer_model_rejects_bad_kind_and_shapes():
+def test_transfer_model_rejects_bad_kind_target_and_shapes():
     model = _transfer("unet")
     with pytest.raises(ConfigError):
-        TransferModel(model.encoder, model.net, "gan")
+        TransferModel(model.small, model.large, "gan", model.cond_names)
+    with pytest.raises(ConfigError, match="target"):
+        TransferModel(model.small, model.large, "unet", model.cond_names, target="ratio")
+    with pytest.raises(ConfigError, match="coarse"):
+        TransferModel(model.small, model.large, "unet", ("a", "b"))
     with pytest.raises(DimensionError):
-        model.inputs(torch.rand(2, 2, 8, 8), features=torch.rand(3, 32, 8, 8))
+        model.inputs(None, torch.rand(2, 4, 8, 8), feats=torch.rand(3, 32, 8, 8))
+
+
+def test_standard_data_diffusion_is_not_clipped():
+    dm = DiffusionModel(ConditionalUNet(3, widths=W, time_embed=True, head="linear"),
+                        num_train_timesteps=20, data="standard")
+    x = torch.full((1, 1, 8, 8), 3.5)
+    assert torch.equal(dm.to_state(x), x) and torch.equal(dm.to_data(x), x)
+    assert not dm.make_scheduler("ddim", 4).config.clip_sample
+    with pytest.raises(ConfigError, match="data"):
+        DiffusionModel(ConditionalUNet(3, widths=W, time_embed=True), data="log")
 
 
 # -- diffusion ------------------------------------------------------------------------------
@@ -237,9 +281,10 @@ def test_squaredcos_schedule_matches_nichol_dhariwal():
 
 
 def test_state_conversion_roundtrip():
+    dm = DiffusionModel(ConditionalUNet(3, widths=W, time_embed=True), num_train_timesteps=20)
     x = torch.rand(10)
-    torch.testing.assert_close(DiffusionModel.to_data(DiffusionModel.to_state(x)), x)
-    assert DiffusionModel.to_state(torch.tensor([0.0, 1.0])).tolist() == [-1.0, 1.0]
+    torch.testing.assert_close(dm.to_data(dm.to_state(x)), x)
+    assert dm.to_state(torch.tensor([0.0, 1.0])).tolist() == [-1.0, 1.0]
 
 
 def test_diffusion_loss_decreases_on_toy_problem():
@@ -298,19 +343,14 @@ def test_fuse_hook_called_every_step_and_used(dm, sampler):
 def test_per_sample_generators_make_batch_order_irrelevant(dm, sampler, eta):
     cond, film = torch.rand(3, 2, 8, 8), torch.rand(3, 2)
     order = [2, 0, 1]
-    gens = make_generators(5, 3)
-    a = dm.sample(cond, film, sampler=sampler, steps=4, eta=eta, generator=gens)
-    gens = make_generators(5, 3)
+    def gens():
+        return [torch.Generator().manual_seed(s) for s in (11, 12, 13)]
+
+    a = dm.sample(cond, film, sampler=sampler, steps=4, eta=eta, generator=gens())
+    g = gens()
     b = dm.sample(cond[order], film[order], sampler=sampler, steps=4, eta=eta,
-                  generator=[gens[i] for i in order])
+                  generator=[g[i] for i in order])
     torch.testing.assert_close(b, a[order], atol=1e-5, rtol=0)
-
-
-def test_make_generators_offsets_line_up():
-    a = [torch.randn(3, generator=g) for g in make_generators(3, 4)]
-    b = [torch.randn(3, generator=g) for g in make_generators(3, 2, offset=2)]
-    torch.testing.assert_close(a[2:], b)
-    assert not torch.allclose(a[0], a[1])
 
 
 def test_sampler_errors(dm):
@@ -319,7 +359,7 @@ def test_sampler_errors(dm):
     with pytest.raises(ConfigError, match="steps"):
         dm.make_scheduler("ddim", 1000)
     assert len(dm.make_scheduler("ddpm").timesteps) == 40
-    assert len(dm.make_scheduler("ddim").timesteps) == 40  # default 50, capped at T
+    assert len(dm.make_scheduler("ddim").timesteps) == 20  # the configuration's default
     assert len(dm.make_scheduler("dpmsolver").timesteps) == 20
 
 

@@ -52,11 +52,36 @@ def test_history_layout_and_set_epoch():
     tr, va = const(5.0, n=3), const(1.0)
     hist = train(Scalar(), sq_loss, tr, va, **{**BASE, "epochs": 3})
     assert hist.index.name == "epoch" and hist.index.tolist() == [1, 2, 3]
-    assert list(hist.columns) == ["train_loss", "val_loss", "lr", "seconds", "best"]
+    assert list(hist.columns) == ["train_loss", "val_loss", "lr", "steps", "passes", "seconds",
+                                  "best"]
+    assert hist["steps"].tolist() == [3, 6, 9] and hist["passes"].tolist() == [1, 2, 3]
     assert hist["best"].dtype == bool and hist["best"].sum() == 1
     assert (hist["seconds"] >= 0).all()
     assert tr.epochs == [0, 1, 2] and va.epochs == [0, 1, 2]
     assert "epoch" in hist.reset_index().columns
+
+
+def test_min_steps_make_rounds_of_several_passes():
+    # 3 batches a pass; 10 steps in 2 rounds: rounds of >= 5 steps are 2 passes (6 steps)
+    tr, va = const(5.0, n=3), const(1.0)
+    hist = train(Scalar(), sq_loss, tr, va,
+                 **{**BASE, "epochs": 2, "min_steps": 10, "round_steps": 5})
+    assert hist["steps"].tolist() == [6, 12] and hist["passes"].tolist() == [2, 4]
+    assert tr.epochs == [0, 1, 2, 3]  # every pass reshuffles
+
+
+def test_min_steps_go_past_epochs_and_hold_off_early_stopping():
+    # constant loss: no improvement after round 1, patience 1 would stop at round 2
+    tr, va = const(5.0, n=2), const(1.0)
+    hist = train(Scalar(), sq_loss, tr, va,
+                 **{**BASE, "epochs": 1, "lr": 0.0, "early_stop_patience": 1, "min_steps": 8})
+    assert hist["steps"].iloc[-1] == 8 and len(hist) == 4
+
+
+def test_max_steps_cut_the_last_pass():
+    tr, va = const(5.0, n=4), const(1.0)
+    hist = train(Scalar(), sq_loss, tr, va, **{**BASE, "epochs": 5, "max_steps": 6})
+    assert hist["steps"].tolist() == [4, 6]
 
 
 def test_losses_are_per_sample_means():
@@ -123,23 +148,23 @@ def test_weight_decay_only_on_trainable_parameters():
 
 
 def test_frozen_encoder_untouched_by_training():
-    from xdownscale.models import ConditionalUNet, FrozenEncoder, TemporalUNet, TransferModel
+    from xdownscale.models import ConditionalUNet, TemporalUNet, TransferModel
 
     torch.manual_seed(0)
     small = TemporalUNet(3, widths=(8, 16, 32))
     before = {k: v.clone() for k, v in small.encoder.state_dict().items()}
-    model = TransferModel(FrozenEncoder(small.encoder, out_size=8),
-                          ConditionalUNet(32 + 1, widths=(8, 16, 32)), "unet")
-    head_before = [p.clone() for p in model.net.parameters()]
-    data = Batches([{"history": torch.rand(4, 3, 8, 8), "cond": torch.rand(4, 1, 8, 8),
-                     "target": torch.rand(4, 1, 8, 8)} for _ in range(3)])
+    model = TransferModel(small, ConditionalUNet(32 + 1, widths=(8, 16, 32)), "unet",
+                          ("coarse",), out_size=8)
+    head_before = [p.clone() for p in model.large.parameters()]
+    data = Batches([{"hist": torch.rand(4, 3, 8, 8), "cond": torch.rand(4, 1, 8, 8),
+                     "y": torch.rand(4, 1, 8, 8)} for _ in range(3)])
     hist = train(model, lambda m, b: m.loss(b), data, data,
                  **{**BASE, "epochs": 2, "lr": 1e-2, "weight_decay": 0.1, "grad_clip": 0.5})
     assert len(hist) == 2
     assert not model.encoder.training
     for k, v in small.encoder.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
-    assert any(not torch.equal(p, q) for p, q in zip(model.net.parameters(), head_before,
+    assert any(not torch.equal(p, q) for p, q in zip(model.large.parameters(), head_before,
                                                        strict=True))
     opt = make_optimizer(model, 1e-3, 0.1)
     opt_ids = {id(p) for g in opt.param_groups for p in g["params"]}

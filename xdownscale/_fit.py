@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
 
-from . import pipeline
+from . import baselines, pipeline
 from ._modules import SeasonModule, build_small
 from .covariates import CovariateSpec
-from .errors import ConfigError
+from .errors import ConfigError, XDownscaleWarning
 from .patches import DayPatchDataset, patch_starts
 from .seasons import SEASONS, season_of
 from .training import resolve_device, train
@@ -38,6 +40,12 @@ def _datasets(days_train, days_val, load_day, starts, cfg, *, batch_size, seed):
     return tr, va
 
 
+def _budget(min_steps: int, max_steps, epochs: int) -> dict:
+    """The step budget of one stage: rounds of at least ``ceil(min_steps / epochs)`` steps."""
+    return dict(min_steps=min_steps, max_steps=max_steps,
+                round_steps=-(-min_steps // epochs) if min_steps else 0)
+
+
 def _stage_a(small, plan, load_small, starts, cfg, device, season) -> pd.DataFrame:
     tr, va = _datasets(plan.small_train, plan.small_holdout, load_small, starts, cfg,
                        batch_size=cfg.small_batch_size, seed=cfg.seed)
@@ -46,7 +54,30 @@ def _stage_a(small, plan, load_small, starts, cfg, device, season) -> pd.DataFra
                  grad_clip=cfg.grad_clip, plateau_patience=cfg.small_plateau_patience,
                  plateau_factor=cfg.plateau_factor, early_stop_patience=cfg.small_early_stop,
                  device=device, seed=cfg.seed, verbose=cfg.verbose,
-                 desc=f"{season} stage A (small)")
+                 desc=f"{season} stage A (small)",
+                 **_budget(cfg.small_min_steps, cfg.small_max_steps, cfg.small_epochs))
+
+
+def _stage_b(module, plan, load_large, starts, cfg, device, season, kind) -> pd.DataFrame:
+    tr, va = _datasets(plan.train, plan.holdout if plan.holdout.size else plan.val,
+                       load_large, starts, cfg, batch_size=cfg.batch_size, seed=cfg.seed + 1)
+    return train(module, lambda m, b: m.loss(b), tr, va, epochs=cfg.epochs, lr=cfg.lr,
+                 weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
+                 plateau_patience=cfg.plateau_patience, plateau_factor=cfg.plateau_factor,
+                 early_stop_patience=cfg.early_stop, device=device, seed=cfg.seed,
+                 verbose=cfg.verbose, desc=f"{season} stage B ({kind})",
+                 amp=cfg.mixed_precision, **_budget(cfg.min_steps, cfg.max_steps, cfg.epochs))
+
+
+def _residual_scale(fine_src, coarse_src, days, max_days: int = 64) -> float:
+    """Spread of (fine - upsampled coarse) in scaled space over (up to ``max_days``) training
+    days: the unit of the residual target."""
+    days = pd.DatetimeIndex(days)
+    if len(days) > max_days:
+        days = days[np.linspace(0, len(days) - 1, max_days).round().astype(int)]
+    diff = fine_src.take(days) - coarse_src.take(days)
+    scale = float(np.nanstd(diff))
+    return scale if np.isfinite(scale) and scale > 1e-6 else 1.0
 
 
 def _native_small_source(coarse_da, span, scaler, cfg):
@@ -66,84 +97,136 @@ def _native_small_source(coarse_da, span, scaler, cfg):
     return pipeline.small_loader(src, cfg.n_lags), starts
 
 
-def fit_estimator(est, cfg, coarse, fine, elevation) -> None:
-    """Run stage A and stage B for each season and set the fitted attributes on ``est``."""
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    coarse_da, coarse_f, fine_da, elev = pipeline.prepare_inputs(
-        coarse, fine, elevation, var=est.var, regrid_method=cfg.regrid_method)
-    fine_times = pd.DatetimeIndex(fine_da["time"].values)
-    coarse_times = pd.DatetimeIndex(coarse_da["time"].values)
-    seasons = _seasons_to_fit(est, fine_times)
-    lat = fine_da["lat"].values
-    lon = fine_da["lon"].values
-    elev_values = (np.zeros((lat.size, lon.size), np.float32) if elev is None
-                   else elev.values.astype(np.float32))
-    spec = CovariateSpec.from_data(fine_times.to_numpy(), elev_values, lat, lon)
-    static = pipeline.StaticMaps(spec, lat, lon, elev_values)
-    starts = patch_starts((lat.size, lon.size), patch=cfg.patch, stride=cfg.train_stride)
+def _fit_season(est, cfg, season, data, device):
+    """Plan, scale, stage A and stage B of one season: ``(module, scaler, plan, history)``."""
+    plan = pipeline.plan_season(season, data.coarse_times, data.fine_times, cfg)
+    train_days = np.concatenate([plan.train, plan.holdout])
+    scaler = Scaler(cfg.scaler).fit(data.log_fine.sel(time=train_days),
+                                    data.log_coarse.sel(time=train_days))
+    fine_src = pipeline.ArraySource(
+        scaler.transform(data.log_fine), in_memory=_in_memory(data.log_fine.nbytes, cfg))
+    needed = pd.DatetimeIndex(np.concatenate([
+        plan.small_train, plan.small_holdout, plan.train, plan.holdout, plan.val, plan.test]))
+    span = pd.date_range(needed.min() - pd.Timedelta(days=cfg.n_lags), needed.max())
+    span = span.intersection(data.coarse_times)
+    coarse_sel = data.log_coarse.sel(time=span)
+    coarse_src = pipeline.ArraySource(
+        scaler.transform(coarse_sel), in_memory=_in_memory(coarse_sel.nbytes, cfg))
+    load_small, load_large = pipeline.day_loaders(coarse_src, fine_src, data.static, cfg.n_lags)
+    small_starts = data.starts
+    if cfg.small_grid == "native":
+        load_small, small_starts = _native_small_source(data.coarse_da, span, scaler, cfg)
 
-    log_fine = log10_transform(fine_da, eps=cfg.eps)
-    log_coarse = log10_transform(coarse_f, eps=cfg.eps)
-    modules, scalers, plans, histories = {}, {}, {}, []
-    for season in seasons:
-        plan = pipeline.plan_season(season, coarse_times, fine_times, cfg)
-        train_days = np.concatenate([plan.train, plan.holdout])
-        scaler = Scaler(cfg.scaler).fit(log_fine.sel(time=train_days),
-                                        log_coarse.sel(time=train_days))
-        fine_src = pipeline.ArraySource(
-            scaler.transform(log_fine), in_memory=_in_memory(fine_da.nbytes, cfg))
-        needed = pd.DatetimeIndex(np.concatenate([
-            plan.small_train, plan.small_holdout, plan.train, plan.holdout, plan.val, plan.test]))
-        span = pd.date_range(needed.min() - pd.Timedelta(days=cfg.n_lags), needed.max())
-        span = span.intersection(coarse_times)
-        coarse_sel = log_coarse.sel(time=span)
-        coarse_src = pipeline.ArraySource(
-            scaler.transform(coarse_sel), in_memory=_in_memory(coarse_sel.nbytes, cfg))
-        load_small, load_large = pipeline.day_loaders(coarse_src, fine_src, static, cfg.n_lags)
-        small_starts = starts
-        if cfg.small_grid == "native":
-            load_small, small_starts = _native_small_source(coarse_da, span, scaler, cfg)
-
-        # Stage A: the small model on the long coarse record of this season (skipped by the
-        # ablations that do not use a pretrained encoder).
-        small = build_small(est.model, cfg)
-        hist_a = pd.DataFrame()
-        if cfg.encoder == "pretrained":
-            hist_a = _stage_a(small, plan, load_small, small_starts, cfg, device, season)
-        # Stage B: freeze and transfer the encoder, train the large model on the overlap.
-        module = SeasonModule(est.model, cfg, pipeline.N_COND, small=small)
-        module.freeze_small()
-        tr, va = _datasets(plan.train, plan.holdout if plan.holdout.size else plan.val,
-                           load_large, starts, cfg, batch_size=cfg.batch_size, seed=cfg.seed + 1)
-        hist_b = train(module, lambda m, b: m.large_loss(b), tr, va, epochs=cfg.epochs, lr=cfg.lr,
-                       weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
-                       plateau_patience=cfg.plateau_patience, plateau_factor=cfg.plateau_factor,
-                       early_stop_patience=cfg.early_stop, device=device, seed=cfg.seed,
-                       verbose=cfg.verbose, desc=f"{season} stage B ({est.model})",
-                       amp=cfg.mixed_precision)
-        module.eval()
-        modules[season], scalers[season], plans[season] = module, scaler, plan
-        for stage, h in (("A", hist_a), ("B", hist_b)):
-            if h.empty:
-                continue
+    # Stage A: the small model on the long coarse record of this season (skipped by the
+    # ablations that do not use a pretrained encoder).
+    small = build_small(est.model, cfg)
+    hist_a = pd.DataFrame()
+    if cfg.encoder == "pretrained":
+        hist_a = _stage_a(small, plan, load_small, small_starts, cfg, device, season)
+    # Stage B: freeze and transfer the encoder, train the large model on the overlap.
+    module = SeasonModule(est.model, cfg, small=small)
+    if cfg.target == "residual":
+        module.residual_scale.fill_(_residual_scale(fine_src, coarse_src, train_days))
+    hist_b = _stage_b(module, plan, load_large, data.starts, cfg, device, season, est.model)
+    module.eval()
+    parts = []
+    for stage, h in (("A", hist_a), ("B", hist_b)):
+        if not h.empty:
             h = h.reset_index()
             h.insert(0, "stage", stage)
             h.insert(0, "season", season)
-            histories.append(h)
+            parts.append(h)
+    return module, scaler, plan, pd.concat(parts, ignore_index=True)
+
+
+class _Inputs:
+    """The validated inputs of a fit on the fine grid, shared by every season."""
+
+    def __init__(self, est, cfg, coarse, fine, elevation) -> None:
+        self.coarse_da, coarse_f, self.fine_da, self.elev = pipeline.prepare_inputs(
+            coarse, fine, elevation, var=est.var, regrid_method=cfg.regrid_method)
+        self.coarse_on_fine = coarse_f
+        self.fine_times = pd.DatetimeIndex(self.fine_da["time"].values)
+        self.coarse_times = pd.DatetimeIndex(self.coarse_da["time"].values)
+        self.lat = self.fine_da["lat"].values
+        self.lon = self.fine_da["lon"].values
+        self.elev_values = (np.zeros((self.lat.size, self.lon.size), np.float32)
+                            if self.elev is None else self.elev.values.astype(np.float32))
+        self.spec = CovariateSpec.from_data(self.fine_times.to_numpy(), self.elev_values,
+                                            self.lat, self.lon)
+        self.static = pipeline.StaticMaps(self.spec, self.lat, self.lon, self.elev_values)
+        self.starts = patch_starts((self.lat.size, self.lon.size), patch=cfg.patch,
+                                   stride=cfg.train_stride)
+        self.log_fine = log10_transform(self.fine_da, eps=cfg.eps)
+        self.log_coarse = log10_transform(coarse_f, eps=cfg.eps)
+
+
+def fit_estimator(est, cfg, coarse, fine, elevation) -> None:
+    """Run stage A and stage B for each season, set the fitted attributes on ``est``, then
+    score the validation days against the interpolation baselines."""
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    data = _Inputs(est, cfg, coarse, fine, elevation)
+    seasons = _seasons_to_fit(est, data.fine_times)
+    modules, scalers, plans, histories = {}, {}, {}, []
+    for season in seasons:
+        module, scaler, plan, hist = _fit_season(est, cfg, season, data, device)
+        modules[season], scalers[season], plans[season] = module, scaler, plan
+        histories.append(hist)
 
     est.config_ = cfg
     est.modules_ = modules
     est.scalers_ = scalers
     est.plans_ = plans
     est.seasons_ = seasons
-    est.covariate_spec_ = spec
-    est.lat_ = lat
-    est.lon_ = lon
-    est.elevation_ = elev_values
-    est.elevation_used_ = elev is not None
-    est.coarse_grid_ = {"lat": coarse_da["lat"].values, "lon": coarse_da["lon"].values}
+    est.covariate_spec_ = data.spec
+    est.lat_ = data.lat
+    est.lon_ = data.lon
+    est.elevation_ = data.elev_values
+    est.elevation_used_ = data.elev is not None
+    est.coarse_grid_ = {"lat": data.coarse_da["lat"].values, "lon": data.coarse_da["lon"].values}
     est.var_ = est.var
-    est.attrs_ = dict(fine_da.attrs)
+    est.attrs_ = dict(data.fine_da.attrs)
     est.device_ = device
     est.history_ = pd.concat(histories, ignore_index=True).set_index(["season", "stage", "epoch"])
+    est.validation_ = (validation_scores(est, data.coarse_da, data.coarse_on_fine, data.fine_da)
+                       if cfg.validation else None)
+
+
+def validation_scores(est, coarse, coarse_on_fine, fine) -> pd.DataFrame:
+    """Score each season's validation days: the model (one member, the configured sampler)
+    beside bicubic and bias-corrected bicubic (log10 bias learned on the training days).
+
+    Returns a DataFrame indexed by (season, method) with R², RMSE, bias in log10 and data
+    units; warns with :class:`~xdownscale.errors.XDownscaleWarning` for every season where
+    the model does not beat bicubic interpolation in both spaces.
+    """
+    tables = {}
+    for season in est.seasons_:
+        plan = est.plans_[season]
+        days = pd.DatetimeIndex(plan.val if plan.val.size else plan.holdout)
+        if not days.size:
+            continue
+        truth = fine.sel(time=days)
+        pred = est.predict(coarse.sel(time=days), history=fine, members=1, seed=est.config_.seed)
+        interp = coarse_on_fine.sel(time=days)
+        bias = baselines.log_bias(coarse_on_fine, fine, np.concatenate([plan.train, plan.holdout]),
+                                  eps=est.config_.eps)
+        tables[season] = baselines.score_against_baselines(
+            {est.model: pred, "bicubic": interp,
+             "bicubic_bc": baselines.bias_corrected(interp, bias)}, truth, eps=est.config_.eps)
+        t = tables[season]
+        worse = [space for space in ("log10", "data")
+                 if t.loc[est.model, f"r2_{space}"] < t.loc["bicubic", f"r2_{space}"]]
+        if worse:
+            warnings.warn(
+                f"the {season} {est.model} model does not beat bicubic interpolation on its "
+                f"{days.size} validation day(s) (R² in {' and '.join(worse)}: "
+                + ", ".join(f"{t.loc[est.model, f'r2_{s}']:.3f} vs {t.loc['bicubic', f'r2_{s}']:.3f}"
+                            for s in worse)
+                + "); train longer (min_steps), try target='residual', or use the interpolation",
+                XDownscaleWarning, stacklevel=4)
+    if not tables:
+        return None
+    out = pd.concat(tables, names=["season", "method"])
+    return out

@@ -83,6 +83,8 @@ def save(est, path) -> None:
         "files": files,
     }
     est.history_.reset_index().to_csv(path / "history.csv", index=False)
+    if getattr(est, "validation_", None) is not None:
+        est.validation_.reset_index().to_csv(path / "validation.csv", index=False)
     tmp = path / (_META + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     tmp.replace(path / _META)  # the JSON appears last: a half-written save is never loadable
@@ -118,7 +120,7 @@ def load(cls, path, device=None):
     from ._modules import SeasonModule
     from .config import DownscaleConfig
     from .covariates import CovariateSpec
-    from .pipeline import N_COND, SeasonPlan
+    from .pipeline import SeasonPlan
     from .training import resolve_device
     from .transforms import Scaler
 
@@ -130,7 +132,7 @@ def load(cls, path, device=None):
         dev = resolve_device(device or cfg.device)
         modules = {}
         for season in meta["seasons"]:
-            module = SeasonModule(meta["model"], cfg, N_COND)
+            module = SeasonModule(meta["model"], cfg)
             try:
                 load_model(module, str(path / f"{season}.safetensors"), strict=True)
             except (RuntimeError, KeyError, ValueError) as err:
@@ -158,6 +160,8 @@ def load(cls, path, device=None):
             for s, p in meta["plans"].items()}
         hist = pd.read_csv(path / "history.csv")
         est.history_ = hist.set_index(["season", "stage", "epoch"])
+        est.validation_ = (pd.read_csv(path / "validation.csv").set_index(["season", "method"])
+                           if (path / "validation.csv").is_file() else None)
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, OSError) as err:

@@ -25,6 +25,7 @@ _CHOICES = {
     "fusion": ("posthoc", "per_step"),
     "window": ("hann", "boxcar"),
     "encoder": ("pretrained", "random", "none"),
+    "target": ("direct", "residual"),
 }
 
 
@@ -34,6 +35,16 @@ class DownscaleConfig:
 
     Every field can be overridden by keyword in :meth:`xdownscale.Downscaler.fit` and
     ``obj.downscale.fit(..., **overrides)``.
+
+    Notes
+    -----
+    Training budgets are set in optimizer steps as well as epochs, so that a short record or
+    a small window still trains to convergence: a stage runs at least ``min_steps`` steps
+    (``small_min_steps`` for stage A), in ``epochs`` rounds of at least
+    ``ceil(min_steps / epochs)`` steps each (several passes over a small data set make one
+    round), and stops early only once ``min_steps`` are done; ``max_steps`` caps it. The
+    learning-rate plateau and early-stopping patiences count rounds. On a large record one
+    pass exceeds the round length and a round is an epoch, as in the paper.
     """
 
     # data preparation
@@ -60,8 +71,15 @@ class DownscaleConfig:
     small_plateau_patience: int = 3
     small_early_stop: int = 6
     small_max_days: int | None = None  # cap on coarse training days (None: the whole record)
+    # budget in optimizer steps: at least small_min_steps (more epochs on a short record), at
+    # most small_max_steps (None: no cap); see DownscaleConfig's notes
+    small_min_steps: int = 0
+    small_max_steps: int | None = None
     # stage B: the large model on the coarse/fine overlap
     encoder: str = "pretrained"  # ablations: "random" (frozen, untrained) or "none" (no features)
+    # "residual": the large model learns a correction to the upsampled coarse day (starts at
+    # bicubic); "direct": the scaled field itself, through a sigmoid (the paper)
+    target: str = "residual"
     large_widths: tuple[int, ...] = (128, 256, 512)
     conditioning: str = "channels"
     lr: float = 1e-4
@@ -70,6 +88,8 @@ class DownscaleConfig:
     plateau_patience: int = 12
     plateau_factor: float = 0.5
     early_stop: int = 24
+    min_steps: int = 0
+    max_steps: int | None = None
     grad_clip: float = 0.5
     weight_decay: float = 1e-5
     # diffusion
@@ -85,6 +105,8 @@ class DownscaleConfig:
     vae_latent: int = 64
     vae_beta: float = 1.0
     vae_recon_scale: float = 100.0
+    # after stage B: score the validation days against bicubic interpolation (est.validation_)
+    validation: bool = True
     # execution
     predict_batch_size: int = 1024
     device: str = "auto"
@@ -127,6 +149,16 @@ class DownscaleConfig:
                 f"infer_stride={self.infer_stride} exceeds the core size patch - 2*halo = "
                 f"{self.patch - 2 * self.halo}: some pixels would be covered by no core"
             )
+        for name in ("min_steps", "small_min_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        for low, high in (("min_steps", "max_steps"), ("small_min_steps", "small_max_steps")):
+            value = getattr(self, high)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < max(1, getattr(self, low))):
+                raise ConfigError(f"{high} must be None or an integer >= max(1, {low}), "
+                                  f"got {value!r}")
         if self.sample_steps is not None and not 1 <= self.sample_steps <= self.timesteps:
             raise ConfigError(f"sample_steps must be in [1, timesteps], got {self.sample_steps}")
         if len(self.small_widths) < 3 or len(self.large_widths) < 3:
@@ -139,8 +171,9 @@ class DownscaleConfig:
     @classmethod
     def paper(cls, **overrides) -> DownscaleConfig:
         """The paper's settings (1000 diffusion steps sampled in full, widths 64/128/256 and
-        128/256/512, stride 8 for training and 2 for inference, halo 4, T_lag 40)."""
-        return cls(**{"sampler": "ddpm", "sample_steps": 1000, **overrides})
+        128/256/512, stride 8 for training and 2 for inference, halo 4, T_lag 40, the scaled
+        field as the target through a sigmoid, budgets in epochs only)."""
+        return cls(**{"sampler": "ddpm", "sample_steps": 1000, "target": "direct", **overrides})
 
     @classmethod
     def fast(cls, **overrides) -> DownscaleConfig:

@@ -25,6 +25,7 @@ __all__ = [
     "MissingDependencyError",
     "NonFiniteLossError",
     "ScalingError",
+    "XDownscaleWarning",
 ]
 
 
@@ -93,3 +94,8 @@ class NonFiniteLossError(XDownscaleError, FloatingPointError):
 
 class ScalingError(XDownscaleError, ValueError):
     """Data cannot be scaled: no valid value, constant, or infinite."""
+
+
+class XDownscaleWarning(UserWarning):
+    """Base class of the warnings xdownscale emits (a result that works but should not be
+    trusted as it is: a model that does not beat interpolation, a drifting rollout)."""

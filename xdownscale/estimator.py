@@ -30,8 +30,8 @@ class Downscaler:
     Parameters
     ----------
     config : DownscaleConfig, optional
-        Settings; ``DownscaleConfig()`` (the paper's architecture with a 50-step DDIM sampler)
-        when omitted.
+        Settings; ``DownscaleConfig()`` (the paper's architecture with a 20-step DDIM sampler
+        and the residual target) when omitted.
     model : {"ddpm", "unet", "vae"}
         The large model: the conditional DDPM of the paper, the deterministic U-Net, or the
         FiLM-conditioned VAE baseline.
@@ -115,7 +115,16 @@ class Downscaler:
         Returns
         -------
         Downscaler
-            ``self``, fitted.
+            ``self``, fitted. Besides the models it holds ``history_`` (the learning curves of
+            both stages) and ``validation_``: each season's validation days scored for the
+            model beside ``bicubic`` and ``bicubic_bc`` (bicubic with its mean log10 bias on
+            the training days removed), a DataFrame indexed by (season, method) with R², RMSE
+            and bias in log10 and data units (None with ``validation=False``).
+
+        Warns
+        -----
+        XDownscaleWarning
+            When a season's model does not beat bicubic interpolation on its validation days.
         """
         from ._fit import fit_estimator
 

@@ -236,7 +236,10 @@ class StaticMaps:
                                self.elevation).astype(np.float32)
 
 
-N_COND = 1 + len(COVARIATE_NAMES)  # coarse driver on day t+1 + the covariate maps
+# The conditioning channels of a day, in the order ``day_loaders`` stacks them: the coarse
+# driver on the target day (upsampled, scaled like the fine field), then the covariate maps.
+COND_NAMES = ("coarse", *COVARIATE_NAMES)
+N_COND = len(COND_NAMES)
 
 
 def small_loader(coarse_src: ArraySource, n_lags: int):

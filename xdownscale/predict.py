@@ -93,8 +93,8 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
 
     Parameters
     ----------
-    module : SeasonModule
-        The season's fitted modules (eval mode).
+    module : TransferModel
+        The season's fitted model (eval mode).
     hist : ndarray (n_lags, ny, nx)
         Scaled log10 fine history (the days before ``day``).
     cond : ndarray (C, ny, nx)
@@ -131,9 +131,9 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
         if module.kind == "ddpm":
             gen = [torch.Generator(device="cpu").manual_seed(int(s))
                    for s in patch_seeds(seed, day, m, global_starts)]
-            x0 = _sample_ddpm(module.large, inputs, n, cfg, plan, gen, sampler=sampler,
-                              steps=steps, eta=eta, fusion=fusion, device=device,
-                              batch_size=batch_size)
+            raw_out = _sample_ddpm(module.large, inputs, n, cfg, plan, gen, sampler=sampler,
+                                   steps=steps, eta=eta, fusion=fusion, device=device,
+                                   batch_size=batch_size)
         else:
             parts = []
             for b in _batched(n, batch_size):
@@ -142,7 +142,8 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
                     parts.append(module.large(x, film=film))
                 else:
                     parts.append(module.large.predict(x, film))
-            x0 = torch.cat(parts)
+            raw_out = torch.cat(parts)
+        x0 = module.decode_output(raw_out, cond_p)
         image, _ = plan.stitch(x0[:, 0].float().cpu().numpy())
         out[m] = image
     out[:, missing] = np.nan
@@ -151,20 +152,24 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
 
 def _sample_ddpm(diffusion, inputs, n, cfg, plan, gen, *, sampler, steps, eta, fusion, device,
                  batch_size):
-    """Reverse diffusion over all patches of a day (steps outside, batches inside).
+    """Reverse diffusion over all patches of a day (steps outside, batches inside), through
+    the model's own loop (:meth:`~xdownscale.models.DiffusionModel.sample_loop`).
 
     ``gen`` is a list of per-patch generators: diffusers draws each row's noise from its own.
+    Per-step fusion stitches each step's clean-image estimate and cuts it back into patches.
     """
-    scheduler = diffusion.make_scheduler(sampler, steps)
     shape = (n, 1, cfg.patch, cfg.patch)
-    x_t = diffusion.initial_noise(shape, gen).to(device)
-    for t in scheduler.timesteps:
+
+    def denoise(x_t, t):
         x0 = torch.empty(shape, device=device)
         for b in _batched(n, batch_size):
             x, film = inputs(b)
             x0[b] = diffusion.predict_x0(x_t[b], t, x, film=film)
-        if fusion == "per_step":
-            fused, _ = plan.stitch(x0[:, 0])
-            x0 = plan.cut(fused)[:, None]
-        x_t = diffusion.step(scheduler, x0, t, x_t, gen, eta=eta)
-    return diffusion.to_data(x_t)
+        return x0
+
+    def fuse(x0):
+        fused, _ = plan.stitch(x0[:, 0])
+        return plan.cut(fused)[:, None]
+
+    return diffusion.sample_loop(shape, denoise, gen, sampler=sampler, steps=steps, eta=eta,
+                                 fuse=fuse if fusion == "per_step" else None, device=device)

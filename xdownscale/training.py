@@ -122,12 +122,17 @@ def _progress(total: int | None, desc: str, enabled: bool):
 
 
 def _run_epoch(module, loss_fn, data, device, *, optimizer=None, grad_clip=None, scaler=None,
-               amp=False, bar=None) -> tuple[float, int]:
-    """Mean loss per sample over ``data`` and the sample count; trains given an optimiser."""
+               amp=False, bar=None, max_batches=None) -> tuple[float, int, int]:
+    """Mean loss per sample over ``data``, the sample count and the batch count; trains given
+    an optimiser. Stops after ``max_batches`` batches when given."""
     total = torch.zeros((), dtype=torch.float64, device=device)
     n = 0
+    batches = 0
     ctx, _ = _autocast(device, amp)
     for i, batch in enumerate(data):
+        if max_batches is not None and batches >= max_batches:
+            break
+        batches += 1
         batch = _to_device(batch, device)
         size = _batch_size(batch)
         with ctx:
@@ -153,14 +158,15 @@ def _run_epoch(module, loss_fn, data, device, *, optimizer=None, grad_clip=None,
             bar.update(1)
             if i % 20 == 0 and not bar.disable:  # .item() syncs the GPU: not every batch
                 bar.set_postfix(loss=f"{total.item() / n:.4g}")
-    return (float(total.item() / n) if n else math.nan), n
+    return (float(total.item() / n) if n else math.nan), n, batches
 
 
 def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: Iterable | None,
           *, epochs: int, lr: float, weight_decay: float, grad_clip: float | None,
           plateau_patience: int, plateau_factor: float = 0.5, early_stop_patience: int,
           device: str | torch.device = "cpu", seed: int = 0, verbose: bool = True,
-          desc: str = "training", amp: bool = False):
+          desc: str = "training", amp: bool = False, min_steps: int = 0,
+          max_steps: int | None = None, round_steps: int = 0):
     """Train ``module`` in place and return its history.
 
     Parameters
@@ -175,7 +181,7 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
         called before each epoch when present. ``val_data=None`` makes the training loss the
         monitored quantity (the ``val_loss`` column is then NaN).
     epochs : int
-        Maximum number of epochs.
+        Maximum number of rounds (epochs), unless ``min_steps`` needs more.
     lr, weight_decay : float
         Adam learning rate and L2 weight decay (trainable parameters only).
     grad_clip : float or None
@@ -198,13 +204,24 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
         Label of the progress bar and log lines.
     amp : bool, default False
         Mixed precision (``torch.autocast``) when the device is CUDA; ignored elsewhere.
+    min_steps : int, default 0
+        Optimizer steps to take at least: rounds go on past ``epochs`` until they are done,
+        and early stopping waits for them.
+    max_steps : int, optional
+        Optimizer steps to take at most (the last pass is cut short).
+    round_steps : int, default 0
+        A round (one validation, one row of the history, one unit of the patiences) is as
+        many whole passes over ``train_data`` as it takes to reach this many steps; 0 means
+        one pass. On a small data set this keeps the validation and the learning-rate
+        schedule from reacting to a few noisy batches.
 
     Returns
     -------
     pandas.DataFrame
-        One row per epoch run, indexed by ``epoch`` (1-based; ``reset_index()`` makes it a
-        column), columns ``train_loss``, ``val_loss``, ``lr`` (during the epoch), ``seconds``
-        and ``best`` (True on the one epoch whose weights were restored).
+        One row per round, indexed by ``epoch`` (1-based; ``reset_index()`` makes it a
+        column), columns ``train_loss``, ``val_loss``, ``lr`` (during the round), ``steps``
+        (optimizer steps so far), ``passes`` (over the training data so far), ``seconds``
+        and ``best`` (True on the one round whose weights were restored).
 
     Raises
     ------
@@ -233,27 +250,45 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
 
     rows: list[dict] = []
     best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
-    for epoch in range(1, epochs + 1):
+    steps = passes = 0
+    total = len(train_data) if hasattr(train_data, "__len__") else None
+    epoch = 0
+    while epoch < epochs or steps < min_steps:
+        epoch += 1
         start = time.perf_counter()
-        for data in (train_data, val_data):
-            if data is not None and hasattr(data, "set_epoch"):
-                data.set_epoch(epoch - 1)
         lr_now = optimizer.param_groups[0]["lr"]
-        total = len(train_data) if hasattr(train_data, "__len__") else None
-        with _progress(total, f"{desc} {epoch}/{epochs}", show) as bar:
-            module.train()
-            train_loss, n = _run_epoch(module, loss_fn, train_data, device, optimizer=optimizer,
-                                       grad_clip=grad_clip, scaler=scaler, amp=amp, bar=bar)
+        loss_sum, n, round_batches = 0.0, 0, 0
+        label = f"{desc} {epoch}/{max(epochs, epoch)}"
+        module.train()
+        while True:  # whole passes until the round has its steps (or the budget is spent)
+            for data in (train_data, val_data):
+                if data is not None and hasattr(data, "set_epoch"):
+                    data.set_epoch(passes)
+            cap = None if max_steps is None else max_steps - steps
+            with _progress(total, label, show) as bar:
+                loss, n_pass, b = _run_epoch(module, loss_fn, train_data, device,
+                                             optimizer=optimizer, grad_clip=grad_clip,
+                                             scaler=scaler, amp=amp, bar=bar, max_batches=cap)
+            passes += 1
+            if not n_pass:
+                break
+            loss_sum += loss * n_pass
+            n += n_pass
+            steps += b
+            round_batches += b
+            if round_batches >= round_steps or (max_steps is not None and steps >= max_steps):
+                break
         if not n:
             raise ConfigError(f"{desc}: train_data yielded no batch at epoch {epoch} (it must "
                               "be re-iterable: a list, DataLoader or dataset, not a generator)")
+        train_loss = loss_sum / n
         val_loss = math.nan
         if val_data is not None:
             module.eval()
             with torch.no_grad(), torch.random.fork_rng(devices=fork_devices,
                                                        device_type=device.type):
                 torch.manual_seed(seed + 7919)  # same validation draws every epoch
-                val_loss, n = _run_epoch(module, loss_fn, val_data, device, amp=amp)
+                val_loss, n, _ = _run_epoch(module, loss_fn, val_data, device, amp=amp)
             if not n:
                 raise ConfigError(f"{desc}: val_data yielded no batch at epoch {epoch}; pass "
                                   "val_data=None to monitor the training loss instead")
@@ -269,11 +304,13 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
         else:
             stale += 1
         rows.append(dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss, lr=lr_now,
-                         seconds=time.perf_counter() - start))
+                         steps=steps, passes=passes, seconds=time.perf_counter() - start))
         if verbose:
-            logger.info("%s epoch %d/%d: train %.5g, val %.5g, lr %.3g", desc, epoch, epochs,
-                        train_loss, val_loss, lr_now)
-        if stale >= early_stop_patience:
+            logger.info("%s round %d: %d steps, train %.5g, val %.5g, lr %.3g", desc, epoch,
+                        steps, train_loss, val_loss, lr_now)
+        if stale >= early_stop_patience and steps >= min_steps:
+            break
+        if max_steps is not None and steps >= max_steps:
             break
 
     module.load_state_dict(best_state)

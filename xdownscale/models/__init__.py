@@ -16,14 +16,16 @@ Stage B (large, trained on the coarse/fine overlap with the encoder frozen):
 from __future__ import annotations
 
 from .blocks import FiLM
-from .diffusion import SAMPLERS, DiffusionModel, make_generators
+from .diffusion import DATA_SPACES, SAMPLERS, DiffusionModel
 from .large_unet import ConditionalUNet
 from .small_unet import TemporalUNet
-from .transfer import FrozenEncoder, TransferModel
+from .transfer import TARGETS, FrozenEncoder, TransferModel
 from .vae import FiLMVAE, LSTMAutoencoder
 
 __all__ = [
+    "DATA_SPACES",
     "SAMPLERS",
+    "TARGETS",
     "ConditionalUNet",
     "DiffusionModel",
     "FiLM",
@@ -32,5 +34,4 @@ __all__ = [
     "LSTMAutoencoder",
     "TemporalUNet",
     "TransferModel",
-    "make_generators",
 ]

@@ -1,16 +1,25 @@
 """Conditional denoising diffusion with x0 prediction (paper section 2.2.2, f_Theta^DDPM).
 
 The noise schedules and the reverse-process updates are diffusers' schedulers; this module
-only wires them to a conditional network.
+only wires them to a conditional network, and owns the one reverse-diffusion loop of the
+package (:meth:`DiffusionModel.sample_loop`; the prediction kernel calls it with its own
+batched denoiser and per-step fusion hook).
 
 Data and diffusion state
 ------------------------
-The data (min-max scaled log10 AOD) live in [0, 1] and the network's sigmoid head predicts
-them there. The diffusion *state* is the data mapped to [-1, 1] (``2 y - 1``): that is the
-range a unit-variance Gaussian noise schedule and diffusers' ``clip_sample_range=1`` assume,
-so the signal-to-noise ratio at each step is the one the cosine schedule was designed for.
+Two data spaces are supported (``data=``):
+
+* ``"unit"`` (the paper): the data are the min-max scaled log10 field in [0, 1] and the
+  network's sigmoid head predicts them there. The diffusion *state* is the data mapped to
+  [-1, 1] (``2 y - 1``): the range a unit-variance Gaussian noise schedule and diffusers'
+  ``clip_sample_range=1`` assume, so the signal-to-noise ratio at each step is the one the
+  cosine schedule was designed for.
+* ``"standard"``: the data are already standardised (zero mean, unit variance: e.g. the
+  correction to the upsampled coarse field divided by its training-day spread) and are the
+  state as they are; a linear head predicts them and nothing is clipped.
+
 ``to_state`` / ``to_data`` convert; everything a caller sees (``loss`` targets, ``sample``
-output, the ``fuse`` hook) is in data space [0, 1].
+output, the ``fuse`` hook) is in data space.
 
 Randomness
 ----------
@@ -33,28 +42,14 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["DiffusionModel", "SAMPLERS", "make_generators"]
+__all__ = ["DiffusionModel", "SAMPLERS", "DATA_SPACES"]
 
 SAMPLERS = ("ddpm", "ddim", "dpmsolver")
-_DEFAULT_STEPS = {"ddim": 50, "dpmsolver": 20}  # "ddpm": all training steps
+DATA_SPACES = ("unit", "standard")
+# The configuration's default (DownscaleConfig.sample_steps) is the same 20 DDIM steps.
+_DEFAULT_STEPS = {"ddim": 20, "dpmsolver": 20}  # "ddpm": all training steps
 
 Generator = torch.Generator | Sequence[torch.Generator] | None
-
-
-def make_generators(seed: int, n: int, *, offset: int = 0,
-                    device: str | torch.device = "cpu") -> list[torch.Generator]:
-    """One generator per sample, seeded ``seed``-``offset + i`` through a SeedSequence.
-
-    Seeding each sample from ``(seed, offset + i)`` (e.g. ``offset`` = index of the first
-    patch in a batch) makes a sample's noise independent of how patches are batched.
-    """
-    import numpy as np
-
-    gens = []
-    for i in range(n):
-        state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(offset) + i]).generate_state(2)
-        gens.append(torch.Generator(device=device).manual_seed(int(state[0]) << 32 | int(state[1])))
-    return gens
 
 
 class DiffusionModel(nn.Module):
@@ -70,6 +65,9 @@ class DiffusionModel(nn.Module):
     schedule : str, default "squaredcos_cap_v2"
         diffusers ``beta_schedule`` ("squaredcos_cap_v2" is the cosine schedule of Nichol &
         Dhariwal used by the paper; "linear", "scaled_linear" also work).
+    data : {"unit", "standard"}, default "unit"
+        The data space (see the module notes): [0, 1] data mapped to [-1, 1], or
+        standardised data used as the state as they are.
 
     Examples
     --------
@@ -84,29 +82,30 @@ class DiffusionModel(nn.Module):
     """
 
     def __init__(self, net: nn.Module, num_train_timesteps: int = 1000,
-                 schedule: str = "squaredcos_cap_v2") -> None:
+                 schedule: str = "squaredcos_cap_v2", data: str = "unit") -> None:
         super().__init__()
+        if data not in DATA_SPACES:
+            raise ConfigError(f"data={data!r} is not one of {list(DATA_SPACES)}")
         self.net = net
         self.num_train_timesteps = int(num_train_timesteps)
         self.schedule = schedule
+        self.data = data
         self._noise_scheduler = self.make_scheduler("ddpm")  # for add_noise in training
 
     # -- conversions -----------------------------------------------------------------------
-    @staticmethod
-    def to_state(x0: torch.Tensor) -> torch.Tensor:
-        """Data [0, 1] -> diffusion state [-1, 1]."""
-        return 2 * x0 - 1
+    def to_state(self, x0: torch.Tensor) -> torch.Tensor:
+        """Data -> diffusion state ([0, 1] -> [-1, 1], or the identity for standardised data)."""
+        return 2 * x0 - 1 if self.data == "unit" else x0
 
-    @staticmethod
-    def to_data(x: torch.Tensor) -> torch.Tensor:
-        """Diffusion state -> data, clamped to [0, 1]."""
-        return ((x + 1) / 2).clamp(0, 1)
+    def to_data(self, x: torch.Tensor) -> torch.Tensor:
+        """Diffusion state -> data (clamped to [0, 1] for unit data)."""
+        return ((x + 1) / 2).clamp(0, 1) if self.data == "unit" else x
 
     # -- schedulers ------------------------------------------------------------------------
     def make_scheduler(self, sampler: str = "ddim", steps: int | None = None):
         """A fresh diffusers scheduler for ``sampler`` with ``steps`` inference steps set.
 
-        ``steps=None`` means all T steps for ``"ddpm"``, 50 for ``"ddim"`` and 20 for
+        ``steps=None`` means all T steps for ``"ddpm"``, 20 for ``"ddim"`` and 20 for
         ``"dpmsolver"`` (second-order multistep DPM-Solver++), at most T. DDPM and DDIM use "trailing"
         step spacing so that the first step starts from pure noise at t = T - 1, the most
         noisy step seen in training.
@@ -120,12 +119,12 @@ class DiffusionModel(nn.Module):
 
         common = dict(num_train_timesteps=self.num_train_timesteps, beta_schedule=self.schedule,
                       prediction_type="sample")
+        # unit data are clipped to their [-1, 1] state range; standardised data are unbounded
+        clip = dict(clip_sample=self.data == "unit", clip_sample_range=1.0)
         if sampler == "ddpm":
-            sched = DDPMScheduler(clip_sample=True, clip_sample_range=1.0,
-                                  timestep_spacing="trailing", **common)
+            sched = DDPMScheduler(timestep_spacing="trailing", **clip, **common)
         elif sampler == "ddim":
-            sched = DDIMScheduler(clip_sample=True, clip_sample_range=1.0,
-                                  timestep_spacing="trailing", **common)
+            sched = DDIMScheduler(timestep_spacing="trailing", **clip, **common)
         elif sampler == "dpmsolver":
             # x0 comes from a sigmoid, so it is already in range: no thresholding needed
             sched = DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2,
@@ -147,7 +146,7 @@ class DiffusionModel(nn.Module):
     # -- training --------------------------------------------------------------------------
     def loss(self, x0: torch.Tensor, cond: torch.Tensor,
              film: torch.Tensor | None = None) -> torch.Tensor:
-        """MAE between ``x0`` (B, C, p, p) in [0, 1] and the network's x0 from a noised copy.
+        """MAE between ``x0`` (B, C, p, p, data space) and the network's x0 from a noised copy.
 
         One step t ~ U{0, ..., T-1} and one Gaussian noise draw per sample, from torch's
         global generator (seeded by the training loop).
@@ -165,7 +164,7 @@ class DiffusionModel(nn.Module):
     # -- sampling pieces (also used by callers that loop over steps themselves) -------------
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor | int, cond: torch.Tensor,
                    film: torch.Tensor | None = None) -> torch.Tensor:
-        """The network's clean image in data space [0, 1] from state ``x_t`` at step ``t``."""
+        """The network's clean image in data space from state ``x_t`` at step ``t``."""
         t = torch.as_tensor(t, device=x_t.device).reshape(-1).expand(x_t.shape[0])
         return self.net(torch.cat([x_t.to(cond.dtype), cond], dim=1), t, film)
 
@@ -180,7 +179,7 @@ class DiffusionModel(nn.Module):
 
     def step(self, scheduler, x0: torch.Tensor, t: torch.Tensor | int, x_t: torch.Tensor,
              generator: Generator = None, *, eta: float = 0.0) -> torch.Tensor:
-        """One reverse step from ``x_t`` given the clean-image estimate ``x0`` in [0, 1]."""
+        """One reverse step from ``x_t`` given the clean-image estimate ``x0`` (data space)."""
         from diffusers import DDIMScheduler
 
         kw = {"generator": _as_generator(generator)}
@@ -188,6 +187,27 @@ class DiffusionModel(nn.Module):
             kw["eta"] = float(eta)
         out = scheduler.step(self.to_state(x0).to(x_t.dtype), t, x_t, **kw)
         return out.prev_sample
+
+    @torch.no_grad()
+    def sample_loop(self, shape: tuple[int, ...], denoise: Callable, generator: Generator = None,
+                    *, sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
+                    fuse: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    device: str | torch.device | None = None) -> torch.Tensor:
+        """The reverse-diffusion loop: ``denoise(x_t, t) -> x0`` (data space) at every step.
+
+        ``denoise`` wraps the network with its conditioning (:meth:`sample` passes
+        ``predict_x0`` with ``cond``; the prediction kernel a batched one over all patches of
+        a day). ``fuse(x0) -> x0`` is applied to each step's clean-image estimate when given.
+        Returns the final state in data space.
+        """
+        scheduler = self.make_scheduler(sampler, steps)
+        x_t = self.initial_noise(shape, generator, device=device) * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            x0 = denoise(x_t, t)
+            if fuse is not None:
+                x0 = fuse(x0)
+            x_t = self.step(scheduler, x0, t, x_t, generator, eta=eta)
+        return self.to_data(x_t)
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, film: torch.Tensor | None = None, sampler: str = "ddim",
@@ -204,7 +224,7 @@ class DiffusionModel(nn.Module):
         sampler : {"ddpm", "ddim", "dpmsolver"}, default "ddim"
             Reverse-process solver.
         steps : int, optional
-            Inference steps (default: T for ddpm, 50 for ddim, 20 for dpmsolver).
+            Inference steps (default: T for ddpm, 20 for ddim and dpmsolver).
         eta : float, default 0.0
             DDIM stochasticity (0: deterministic given the initial noise; 1: DDPM-like).
         generator : torch.Generator or list of them, optional
@@ -217,18 +237,13 @@ class DiffusionModel(nn.Module):
         Returns
         -------
         Tensor (B, out_channels, p, p)
-            Samples in [0, 1] on ``cond``'s device.
+            Samples in data space on ``cond``'s device.
         """
-        scheduler = self.make_scheduler(sampler, steps)
         out_channels = getattr(self.net, "out_channels", 1)
         shape = (cond.shape[0], out_channels, *cond.shape[-2:])
-        x_t = self.initial_noise(shape, generator, device=cond.device) * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
-            x0 = self.predict_x0(x_t, t, cond, film)
-            if fuse is not None:
-                x0 = fuse(x0)
-            x_t = self.step(scheduler, x0, t, x_t, generator, eta=eta)
-        return self.to_data(x_t)
+        return self.sample_loop(shape, lambda x_t, t: self.predict_x0(x_t, t, cond, film),
+                                generator, sampler=sampler, steps=steps, eta=eta, fuse=fuse,
+                                device=cond.device)
 
 
 def _as_generator(generator: Generator):

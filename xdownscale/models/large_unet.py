@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import DimensionError
+from ..errors import ConfigError, DimensionError
 from .blocks import ConvBlock, TimestepEmbedding, UNetDecoder, UNetEncoder
 
 __all__ = ["ConditionalUNet"]
@@ -36,6 +36,10 @@ class ConditionalUNet(nn.Module):
         scales and shifts every block through FiLM; ``forward`` then needs ``film``.
     down, up : str
         Down/upsampling kinds, see :class:`~xdownscale.models.blocks.UNetEncoder`.
+    head : {"sigmoid", "linear"}, default "sigmoid"
+        Output activation. ``"sigmoid"`` maps to [0, 1] (the paper's min-max scaled field);
+        ``"linear"`` is unbounded and starts at exactly zero (zero-initialised last layer), for
+        networks that predict a correction to a baseline: untrained, they return the baseline.
 
     Examples
     --------
@@ -48,8 +52,11 @@ class ConditionalUNet(nn.Module):
 
     def __init__(self, in_channels: int, widths: tuple[int, ...] = (128, 256, 512),
                  out_channels: int = 1, time_embed: bool = False, film_dim: int = 0, *,
-                 down: str = "pool", up: str = "bilinear") -> None:
+                 down: str = "pool", up: str = "bilinear", head: str = "sigmoid") -> None:
         super().__init__()
+        if head not in ("sigmoid", "linear"):
+            raise ConfigError(f"head={head!r} is not one of ['sigmoid', 'linear']")
+        self.head_kind = head
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.widths = tuple(int(w) for w in widths)
@@ -65,10 +72,14 @@ class ConditionalUNet(nn.Module):
         self.encoder = UNetEncoder(self.in_channels, self.widths, down=down, **kw)
         self.mid = ConvBlock(self.widths[-1], self.widths[-1], **kw)
         self.decoder = UNetDecoder(self.widths, self.out_channels, up=up, **kw)
+        if head == "linear":
+            nn.init.zeros_(self.decoder.head.weight)
+            nn.init.zeros_(self.decoder.head.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None,
                 film: torch.Tensor | None = None) -> torch.Tensor:
-        """Map ``x`` (B, in_channels, p, p) to ``(B, out_channels, p, p)`` in [0, 1].
+        """Map ``x`` (B, in_channels, p, p) to ``(B, out_channels, p, p)`` (in [0, 1] with the
+        sigmoid head).
 
         Parameters
         ----------
@@ -102,4 +113,5 @@ class ConditionalUNet(nn.Module):
             cond = self.film_mlp(film.to(x.dtype))
         h, skips = self.encoder.forward_with_skips(x, emb, cond)
         h = self.mid(h, emb, cond)
-        return torch.sigmoid(self.decoder(h, skips, emb, cond))
+        out = self.decoder(h, skips, emb, cond)
+        return torch.sigmoid(out) if self.head_kind == "sigmoid" else out

@@ -1,14 +1,17 @@
 """Transfer of the small model's encoder into the large model (paper section 2.2.2).
 
 :class:`FrozenEncoder` holds phi_psi frozen (no gradients, eval mode whatever its parent
-does) and resizes its bottleneck bilinearly to the patch size. :class:`TransferModel`
-composes it with a large network; its features are computed once per patch and reused for
+does) and resizes its bottleneck bilinearly to the patch size. :class:`TransferModel` is the
+one seam between the pretrained small model and the large one: it builds the large model's
+inputs from a batch of patches (features + conditioning maps, or maps + a FiLM vector), holds
+the target parameterisation (the field itself, or a correction to the upsampled coarse
+field) and computes the training loss. Features are computed once per patch and reused for
 every denoising step and every ensemble member.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,9 +20,12 @@ from torch import nn
 from ..errors import ConfigError, DimensionError
 from .blocks import bilinear_resize
 
-__all__ = ["FrozenEncoder", "TransferModel"]
+__all__ = ["FrozenEncoder", "TransferModel", "TARGETS"]
 
 _KINDS = ("ddpm", "unet", "vae")
+TARGETS = ("direct", "residual")
+# Conditioning channels kept as maps when the rest become a FiLM vector.
+MAP_CHANNELS = ("coarse", "elevation")
 
 
 class FrozenEncoder(nn.Module):
@@ -87,87 +93,168 @@ class FrozenEncoder(nn.Module):
 
 
 class TransferModel(nn.Module):
-    """Frozen transferred encoder + large model, on batches of patch tensors.
+    """Small pretrained model + frozen encoder + large model, on batches of patch tensors.
 
     Parameters
     ----------
-    frozen_encoder : FrozenEncoder
-        The transferred encoder.
-    net : nn.Module
-        The large model: a :class:`~xdownscale.models.DiffusionModel` (``kind="ddpm"``), a
+    small : nn.Module
+        The stage-A model; its ``.encoder`` is transferred and frozen (the whole small model
+        is frozen: its decoder is not used after stage A).
+    large : nn.Module
+        A :class:`~xdownscale.models.DiffusionModel` (``kind="ddpm"``), a
         :class:`~xdownscale.models.ConditionalUNet` (``"unet"``) or a
-        :class:`~xdownscale.models.FiLMVAE` (``"vae"``), built for
-        ``F + C`` conditioning channels (features first, then ``cond``).
+        :class:`~xdownscale.models.FiLMVAE` (``"vae"``), built for the channels that
+        :meth:`inputs` makes (features first, then the conditioning maps).
     kind : {"ddpm", "unet", "vae"}
-        Which large model ``net`` is.
+        Which large model ``large`` is.
+    cond_names : sequence of str
+        Names of the ``cond`` channels in order; one must be ``"coarse"`` (the coarse day
+        upsampled to the fine grid, scaled like the target).
+    film : bool, default False
+        Average the channels not in ``("coarse", "elevation")`` over each patch into a FiLM
+        vector instead of passing them as maps.
+    target : {"direct", "residual"}, default "direct"
+        What the large model learns. ``"direct"`` (the paper): the scaled field, through a
+        sigmoid head. ``"residual"``: the field minus the coarse channel, divided by
+        ``residual_scale`` (its spread on the training days); the large model's head is
+        linear and starts at zero, so an untrained model returns the upsampled coarse field.
+    use_features : bool, default True
+        False is the no-transfer ablation: the large model sees no history features.
+    out_size : int, default 16
+        Patch size the encoder's features are resized to.
 
     Notes
     -----
-    Batches are dicts with ``"history"`` (B, T_lag, p, p), ``"cond"`` (B, C, p, p: the coarse
-    day t+1, elevation and covariate maps), ``"target"`` (B, 1, p, p) and optionally
-    ``"film"`` (B, F_film).
+    Batches are dicts with ``"hist"`` (B, T_lag, p, p), ``"cond"`` (B, C, p, p) and ``"y"``
+    (B, 1, p, p), the scaled target field.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from xdownscale.models import ConditionalUNet, TemporalUNet
+    >>> m = TransferModel(TemporalUNet(5, widths=(8, 16, 32)),
+    ...                   ConditionalUNet(32 + 2, widths=(8, 16, 32), head="linear"), "unet",
+    ...                   ("coarse", "elevation"), target="residual", out_size=8)
+    >>> cond = torch.rand(2, 2, 8, 8)
+    >>> out = m.predict_batch(torch.rand(2, 5, 8, 8), cond)   # untrained: the coarse field
+    >>> bool(torch.equal(out, cond[:, :1]))
+    True
     """
 
-    def __init__(self, frozen_encoder: FrozenEncoder, net: nn.Module, kind: str) -> None:
+    def __init__(self, small: nn.Module, large: nn.Module, kind: str,
+                 cond_names: Sequence[str], *, film: bool = False, target: str = "direct",
+                 use_features: bool = True, out_size: int = 16) -> None:
         super().__init__()
         if kind not in _KINDS:
             raise ConfigError(f"kind={kind!r} is not one of {list(_KINDS)}")
-        if not isinstance(frozen_encoder, FrozenEncoder):
-            frozen_encoder = FrozenEncoder(frozen_encoder)
-        self.encoder = frozen_encoder
-        self.net = net
-        self.kind = kind
+        if target not in TARGETS:
+            raise ConfigError(f"target={target!r} is not one of {list(TARGETS)}")
+        self.cond_names = tuple(cond_names)
+        if "coarse" not in self.cond_names:
+            raise ConfigError(f"cond_names {self.cond_names} has no 'coarse' channel")
+        self.kind, self.target, self.film = kind, target, bool(film)
+        self.use_features = bool(use_features)
+        self.small = small
+        self.encoder = FrozenEncoder(small.encoder, out_size=out_size)
+        self.large = large
+        self._coarse = self.cond_names.index("coarse")
+        maps = [i for i, n in enumerate(self.cond_names) if n in MAP_CHANNELS or not film]
+        self._map_idx = maps
+        self._film_idx = [i for i in range(len(self.cond_names)) if i not in maps]
+        # spread of (field - coarse) on the training days; set by the fit, saved with the weights
+        self.register_buffer("residual_scale", torch.ones(()))
+        self.freeze_small()
+
+    # -- channels ----------------------------------------------------------------------------
+    @property
+    def n_map_channels(self) -> int:
+        """Conditioning maps the large model sees besides the features."""
+        return len(self._map_idx)
+
+    @property
+    def film_dim(self) -> int:
+        """Length of the FiLM vector (0 without FiLM)."""
+        return len(self._film_idx)
+
+    def inputs(self, hist: torch.Tensor | None, cond: torch.Tensor,
+               feats: torch.Tensor | None = None):
+        """The large model's conditioning tensor and FiLM vector (or None) for a batch."""
+        if not self.use_features:
+            feats = cond[:, :0]
+        elif feats is None:
+            if hist is None:
+                raise DimensionError("pass either hist or precomputed feats")
+            feats = self.encoder(hist)
+        if feats.shape[0] != cond.shape[0] or feats.shape[-2:] != cond.shape[-2:]:
+            raise DimensionError(
+                f"features {tuple(feats.shape)} and cond {tuple(cond.shape)} differ in batch "
+                "or patch size")
+        maps = cond[:, self._map_idx]
+        film = cond[:, self._film_idx].mean(dim=(2, 3)) if self._film_idx else None
+        return torch.cat([feats.to(cond.dtype), maps], dim=1), film
+
+    # -- target parameterisation --------------------------------------------------------------
+    def encode_target(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The scaled field ``y`` in the space the large model learns."""
+        if self.target == "direct":
+            return y
+        return (y - cond[:, self._coarse:self._coarse + 1]) / self.residual_scale
+
+    def decode_output(self, out: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The large model's output back to the scaled field (inverse of :meth:`encode_target`)."""
+        if self.target == "direct":
+            return out
+        return cond[:, self._coarse:self._coarse + 1] + self.residual_scale * out
+
+    # -- training ------------------------------------------------------------------------------
+    def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Training loss of one batch: MAE for ``unet`` and ``ddpm``, KL + scaled L1 for ``vae``.
+
+        The U-Net's MAE is taken on the field whatever the target, so losses of the two
+        targets compare; the diffusion model and the VAE learn in the target space.
+        """
+        x, film = self.inputs(batch["hist"], batch["cond"])
+        y, cond = batch["y"], batch["cond"]
+        if self.kind == "ddpm":
+            return self.large.loss(self.encode_target(y, cond), x, film=film)
+        if self.kind == "vae":
+            return self.large.loss(self.encode_target(y, cond), x, film)["loss"]
+        return F.l1_loss(self.decode_output(self.large(x, film=film), cond), y)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters that take gradients (the large model's; never the encoder's)."""
+        """Parameters that take gradients (the large model's; never the small model's)."""
         return [p for p in self.parameters() if p.requires_grad]
 
-    def features(self, history: torch.Tensor) -> torch.Tensor:
-        """Transfer features ``(B, F, p, p)`` of the lag window; compute once per patch."""
-        return self.encoder(history)
+    def freeze_small(self) -> None:
+        """Freeze the whole small model (its decoder is no longer used after stage A)."""
+        for p in self.small.parameters():
+            p.requires_grad_(False)
+        self.small.eval()
 
-    def inputs(self, cond: torch.Tensor, *, history: torch.Tensor | None = None,
-               features: torch.Tensor | None = None) -> torch.Tensor:
-        """The large model's conditioning: features and ``cond`` concatenated as channels."""
-        if features is None:
-            if history is None:
-                raise DimensionError("pass either history or precomputed features")
-            features = self.features(history)
-        if features.shape[0] != cond.shape[0] or features.shape[-2:] != cond.shape[-2:]:
-            raise DimensionError(
-                f"features {tuple(features.shape)} and cond {tuple(cond.shape)} differ in batch "
-                "or patch size"
-            )
-        return torch.cat([features.to(cond.dtype), cond], dim=1)
+    def train(self, mode: bool = True) -> TransferModel:
+        # Only the large model ever trains here: the small model was fitted in stage A and its
+        # encoder is frozen, so both stay in eval mode (dropout/normalisation fixed).
+        super().train(mode)
+        self.small.eval()
+        self.encoder.eval()
+        return self
 
-    def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Training loss of one batch: MAE for ``unet`` and ``ddpm``, KL + scaled L1 for ``vae``."""
-        x = self.inputs(batch["cond"], history=batch["history"])
-        film = batch.get("film")
-        target = batch["target"]
-        if self.kind == "ddpm":
-            return self.net.loss(target, x, film=film)
-        if self.kind == "vae":
-            return self.net.loss(target, x, film)["loss"]
-        return F.l1_loss(self.net(x, film=film), target)
-
+    # -- prediction ----------------------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, cond: torch.Tensor, *, history: torch.Tensor | None = None,
-                features: torch.Tensor | None = None, film: torch.Tensor | None = None,
-                **kwargs) -> torch.Tensor:
-        """Prediction ``(B, 1, p, p)`` in [0, 1].
+    def predict_batch(self, hist: torch.Tensor | None, cond: torch.Tensor, *,
+                      feats: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        """The scaled field ``(B, 1, p, p)`` of a batch of patches.
 
         ``kwargs`` go to :meth:`DiffusionModel.sample` (``sampler``, ``steps``, ``eta``,
-        ``generator``, ``fuse``) or :meth:`FiLMVAE.predict` (``generator``, ``sample``).
+        ``generator``, ``fuse``) or :meth:`FiLMVAE.predict` (``generator``, ``sample``). The
+        prediction kernel of :mod:`xdownscale.predict` samples whole days itself, with the
+        same pieces (:meth:`inputs`, the large model, :meth:`decode_output`).
         """
-        x = self.inputs(cond, history=history, features=features)
+        x, film = self.inputs(hist, cond, feats)
         if self.kind == "ddpm":
-            return self.net.sample(x, film=film, **kwargs)
-        if self.kind == "vae":
-            return self.net.predict(x, film, **kwargs)
-        return self.net(x, film=film)
-
-    def forward(self, history: torch.Tensor, cond: torch.Tensor,
-                film: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-        """Same as :meth:`predict` from the lag window."""
-        return self.predict(cond, history=history, film=film, **kwargs)
+            out = self.large.sample(x, film=film, **kwargs)
+        elif self.kind == "vae":
+            out = self.large.predict(x, film, **kwargs)
+        else:
+            out = self.large(x, film=film)
+        return self.decode_output(out, cond)

@@ -128,6 +128,8 @@ class FiLMVAE(nn.Module):
         Weight of the pixel-wise L1 reconstruction term.
     beta : float, default 1.0
         Weight of the KL term.
+    head : {"sigmoid", "linear"}, default "sigmoid"
+        The decoder's output head (see :class:`~xdownscale.models.ConditionalUNet`).
 
     Examples
     --------
@@ -140,7 +142,7 @@ class FiLMVAE(nn.Module):
 
     def __init__(self, cond_channels: int, film_dim: int = 0, latent: int = 64,
                  widths: tuple[int, ...] = (32, 64, 128), recon_scale: float = 100.0,
-                 beta: float = 1.0) -> None:
+                 beta: float = 1.0, head: str = "sigmoid") -> None:
         super().__init__()
         self.cond_channels, self.film_dim, self.latent = int(cond_channels), int(film_dim), int(latent)
         self.recon_scale, self.beta = float(recon_scale), float(beta)
@@ -156,7 +158,7 @@ class FiLMVAE(nn.Module):
                                        nn.Linear(widths[-1], 2 * self.latent))
         self._n_down = len(widths) - 1
         self.decoder = ConditionalUNet(self.cond_channels, widths, out_channels=1,
-                                       film_dim=self.latent + self.film_dim)
+                                       film_dim=self.latent + self.film_dim, head=head)
 
     def _film(self, z: torch.Tensor, film: torch.Tensor | None) -> torch.Tensor:
         if self.film_dim:
@@ -175,7 +177,7 @@ class FiLMVAE(nn.Module):
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor,
                film: torch.Tensor | None = None) -> torch.Tensor:
-        """Decoder mean ``(B, 1, p, p)`` in [0, 1]."""
+        """Decoder mean ``(B, 1, p, p)`` (in [0, 1] with the sigmoid head)."""
         return self.decoder(cond, film=self._film(z, film))
 
     def loss(self, target: torch.Tensor, cond: torch.Tensor,
