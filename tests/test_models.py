@@ -170,17 +170,22 @@ def _transfer(kind, film=False, target="direct"):
     names = ("coarse", "elevation", "lat", "day")
     n_maps = 2 if film else 4
     film_dim = 2 if film else 0
-    head = "linear" if target == "residual" else "sigmoid"
+    head = "sigmoid" if target == "direct" else "linear"
     c_in = 32 + n_maps
+    mean_net = None
+    if target == "mean+residual":
+        mean_net = ConditionalUNet(c_in, widths=W, film_dim=film_dim, head="linear")
     if kind == "ddpm":
-        net = DiffusionModel(ConditionalUNet(c_in + 1, widths=W, time_embed=True, film_dim=film_dim,
-                                             head=head), num_train_timesteps=100,
-                             data="standard" if target == "residual" else "unit")
+        net = DiffusionModel(ConditionalUNet(c_in + 1 + (mean_net is not None), widths=W,
+                                             time_embed=True, film_dim=film_dim, head=head),
+                             num_train_timesteps=100,
+                             data="unit" if target == "direct" else "standard")
     elif kind == "unet":
         net = ConditionalUNet(c_in, widths=W, film_dim=film_dim, head=head)
     else:
         net = FiLMVAE(c_in, film_dim=film_dim, latent=4, widths=W, head=head)
-    return TransferModel(small, net, kind, names, film=film, target=target, out_size=8)
+    return TransferModel(small, net, kind, names, film=film, target=target, out_size=8,
+                         mean_net=mean_net)
 
 
 def _batch(b=4):
@@ -188,8 +193,9 @@ def _batch(b=4):
             "y": torch.rand(b, 1, 8, 8)}
 
 
-@pytest.mark.parametrize("target", ["direct", "residual"])
-@pytest.mark.parametrize("kind", ["ddpm", "unet", "vae"])
+@pytest.mark.parametrize("kind,target", [(k, t) for k in ("ddpm", "unet", "vae")
+                                         for t in ("direct", "residual")]
+                         + [("ddpm", "mean+residual")])
 def test_transfer_model_kinds(kind, target):
     model = _transfer(kind, film=True, target=target)
     batch = _batch()
@@ -207,11 +213,12 @@ def test_transfer_model_kinds(kind, target):
         assert ((pred >= 0) & (pred <= 1)).all()
 
 
-@pytest.mark.parametrize("kind", ["ddpm", "unet", "vae"])
-def test_untrained_residual_model_returns_the_coarse_channel(kind):
+@pytest.mark.parametrize("kind,target", [("ddpm", "residual"), ("unet", "residual"),
+                                         ("vae", "residual"), ("ddpm", "mean+residual")])
+def test_untrained_residual_model_returns_the_coarse_channel(kind, target):
     """Zero-initialised linear heads: before any training step the prediction is the
     upsampled coarse field, whatever the sampler's noise."""
-    model = _transfer(kind, target="residual").eval()
+    model = _transfer(kind, target=target).eval()
     model.residual_scale.fill_(0.37)
     batch = _batch()
     kw = {"steps": 3, "sampler": "ddim", "generator": torch.Generator().manual_seed(0)} \
@@ -224,10 +231,12 @@ def test_residual_target_roundtrip_and_film_channels_by_name():
     model = _transfer("unet", film=True, target="residual")
     model.residual_scale.fill_(0.5)
     batch = _batch()
-    enc = model.encode_target(batch["y"], batch["cond"])
-    torch.testing.assert_close(enc, (batch["y"] - batch["cond"][:, :1]) / 0.5)
-    torch.testing.assert_close(model.decode_output(enc, batch["cond"]), batch["y"])
     x, film = model.inputs(batch["hist"], batch["cond"])
+    base = model.baseline(x, film, batch["cond"])
+    torch.testing.assert_close(base, batch["cond"][:, :1])
+    enc = model.encode_target(batch["y"], base)
+    torch.testing.assert_close(enc, (batch["y"] - batch["cond"][:, :1]) / 0.5)
+    torch.testing.assert_close(model.decode_output(enc, base), batch["y"])
     # coarse and elevation stay maps; the rest become the per-patch mean vector
     assert x.shape[1] == 32 + 2 and film.shape == (4, 2)
     torch.testing.assert_close(x[:, 32:], batch["cond"][:, :2])
@@ -253,6 +262,9 @@ def test_transfer_model_rejects_bad_kind_target_and_shapes():
         TransferModel(model.small, model.large, "unet", model.cond_names, target="ratio")
     with pytest.raises(ConfigError, match="coarse"):
         TransferModel(model.small, model.large, "unet", ("a", "b"))
+    with pytest.raises(ConfigError, match="mean_net"):
+        TransferModel(model.small, model.large, "unet", model.cond_names, target="mean+residual",
+                      mean_net=model.large)
     with pytest.raises(DimensionError):
         model.inputs(None, torch.rand(2, 4, 8, 8), feats=torch.rand(3, 32, 8, 8))
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .models import (
     ConditionalUNet,
     DiffusionModel,
@@ -46,12 +47,19 @@ class SeasonModule(TransferModel):
                  cond_names: Sequence[str] = COND_NAMES) -> None:
         small = small if small is not None else build_small(kind, cfg)
         film = cfg.conditioning == "film"
-        residual = cfg.target == "residual"
+        residual = cfg.target != "direct"
         head = "linear" if residual else "sigmoid"
         n_maps = sum(1 for n in cond_names if not film or n in ("coarse", "elevation"))
         in_ch = _feature_channels(small, cfg) + n_maps
         film_dim = len(cond_names) - n_maps
         widths = tuple(cfg.large_widths)
+        mean_net = None
+        if cfg.target == "mean+residual":
+            if kind != "ddpm":
+                raise ConfigError(f"target='mean+residual' is for model='ddpm' (a regression "
+                                  f"mean plus diffusion); use target='residual' for {kind!r}")
+            mean_net = ConditionalUNet(in_ch, widths=widths, film_dim=film_dim, head="linear")
+            in_ch += 1  # the diffusion model also sees the mean
         if kind == "ddpm":
             net = ConditionalUNet(in_ch + 1, widths=widths, time_embed=True, film_dim=film_dim,
                                   head=head)
@@ -65,4 +73,5 @@ class SeasonModule(TransferModel):
         else:  # pragma: no cover - validated by the estimator
             raise ValueError(kind)
         super().__init__(small, large, kind, cond_names, film=film, target=cfg.target,
-                         use_features=cfg.encoder != "none", out_size=cfg.patch)
+                         use_features=cfg.encoder != "none", out_size=cfg.patch,
+                         mean_net=mean_net)

@@ -25,7 +25,7 @@ _CHOICES = {
     "fusion": ("posthoc", "per_step"),
     "window": ("hann", "boxcar"),
     "encoder": ("pretrained", "random", "none"),
-    "target": ("direct", "residual"),
+    "target": ("direct", "residual", "mean+residual"),
 }
 
 
@@ -78,7 +78,8 @@ class DownscaleConfig:
     # stage B: the large model on the coarse/fine overlap
     encoder: str = "pretrained"  # ablations: "random" (frozen, untrained) or "none" (no features)
     # "residual": the large model learns a correction to the upsampled coarse day (starts at
-    # bicubic); "direct": the scaled field itself, through a sigmoid (the paper)
+    # bicubic); "direct": the scaled field itself, through a sigmoid (the paper);
+    # "mean+residual" (ddpm only): a regressed mean plus diffusion on what it leaves (CorrDiff)
     target: str = "residual"
     large_widths: tuple[int, ...] = (128, 256, 512)
     conditioning: str = "channels"

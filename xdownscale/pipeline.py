@@ -24,7 +24,6 @@ from .regrid import regrid_like
 from .seasons import SEASONS, season_of
 from .seasons import seasons as season_blocks
 from .seasons import split as temporal_split
-from .transforms import Scaler, log10_transform
 from .windows import lag_windows
 
 __all__ = ["prepare_inputs", "SeasonPlan", "plan_season", "ArraySource", "day_loaders"]
@@ -211,10 +210,6 @@ class ArraySource:
         while len(self._cache) > self._cache_days:
             self._cache.popitem(last=False)
         return out
-
-
-def scaled(da: xr.DataArray, scaler: Scaler, eps: float) -> xr.DataArray:
-    return scaler.transform(log10_transform(da, eps=eps))
 
 
 def window_days(day, n_lags: int) -> pd.DatetimeIndex:

@@ -122,9 +122,18 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
     raw = _encode(module, hist_t, starts, cfg.patch, batch_size)
     n = starts.shape[0]
 
-    def inputs(b):
+    def model_inputs(b):
         feats = module.encoder.resize(raw[b])
         return module.inputs(None, cond_p[b], feats=feats)
+
+    # The field the large model corrects (coarse channel or regressed mean; None for the
+    # direct target) is the same for every member and step: computed once per day.
+    parts = [module.baseline(*model_inputs(b), cond_p[b]) for b in _batched(n, batch_size)]
+    base = None if parts[0] is None else torch.cat(parts)
+
+    def inputs(b):
+        x, film = model_inputs(b)
+        return module.large_inputs(x, None if base is None else base[b], cond_p[b]), film
 
     out = np.empty((members, ny, nx), np.float32)
     for m in range(members):
@@ -143,7 +152,7 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
                 else:
                     parts.append(module.large.predict(x, film))
             raw_out = torch.cat(parts)
-        x0 = module.decode_output(raw_out, cond_p)
+        x0 = module.decode_output(raw_out, base)
         image, _ = plan.stitch(x0[:, 0].float().cpu().numpy())
         out[m] = image
     out[:, missing] = np.nan

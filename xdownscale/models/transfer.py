@@ -23,7 +23,7 @@ from .blocks import bilinear_resize
 __all__ = ["FrozenEncoder", "TransferModel", "TARGETS"]
 
 _KINDS = ("ddpm", "unet", "vae")
-TARGETS = ("direct", "residual")
+TARGETS = ("direct", "residual", "mean+residual")
 # Conditioning channels kept as maps when the rest become a FiLM vector.
 MAP_CHANNELS = ("coarse", "elevation")
 
@@ -113,11 +113,17 @@ class TransferModel(nn.Module):
     film : bool, default False
         Average the channels not in ``("coarse", "elevation")`` over each patch into a FiLM
         vector instead of passing them as maps.
-    target : {"direct", "residual"}, default "direct"
+    target : {"direct", "residual", "mean+residual"}, default "direct"
         What the large model learns. ``"direct"`` (the paper): the scaled field, through a
         sigmoid head. ``"residual"``: the field minus the coarse channel, divided by
         ``residual_scale`` (its spread on the training days); the large model's head is
         linear and starts at zero, so an untrained model returns the upsampled coarse field.
+        ``"mean+residual"`` (diffusion only, as CorrDiff): ``mean_net`` regresses the mean
+        as a residual over the coarse channel, and the diffusion model learns what the mean
+        leaves, seeing the mean as one more input channel.
+    mean_net : nn.Module, optional
+        The regression network of ``"mean+residual"`` (a linear-head
+        :class:`~xdownscale.models.ConditionalUNet` on the :meth:`inputs` channels).
     use_features : bool, default True
         False is the no-transfer ablation: the large model sees no history features.
     out_size : int, default 16
@@ -143,12 +149,18 @@ class TransferModel(nn.Module):
 
     def __init__(self, small: nn.Module, large: nn.Module, kind: str,
                  cond_names: Sequence[str], *, film: bool = False, target: str = "direct",
-                 use_features: bool = True, out_size: int = 16) -> None:
+                 use_features: bool = True, out_size: int = 16,
+                 mean_net: nn.Module | None = None) -> None:
         super().__init__()
         if kind not in _KINDS:
             raise ConfigError(f"kind={kind!r} is not one of {list(_KINDS)}")
         if target not in TARGETS:
             raise ConfigError(f"target={target!r} is not one of {list(TARGETS)}")
+        if (target == "mean+residual") != (mean_net is not None) or (
+                target == "mean+residual" and kind != "ddpm"):
+            raise ConfigError("target='mean+residual' is for the diffusion model and needs a "
+                              "mean_net (the regression of the mean); other targets take none")
+        self.mean_net = mean_net
         self.cond_names = tuple(cond_names)
         if "coarse" not in self.cond_names:
             raise ConfigError(f"cond_names {self.cond_names} has no 'coarse' channel")
@@ -194,32 +206,56 @@ class TransferModel(nn.Module):
         return torch.cat([feats.to(cond.dtype), maps], dim=1), film
 
     # -- target parameterisation --------------------------------------------------------------
-    def encode_target(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """The scaled field ``y`` in the space the large model learns."""
+    def baseline(self, x: torch.Tensor, film: torch.Tensor | None,
+                 cond: torch.Tensor) -> torch.Tensor | None:
+        """The field the large model's output corrects (None for the direct target): the
+        coarse channel, or the regressed mean for ``"mean+residual"``."""
         if self.target == "direct":
-            return y
-        return (y - cond[:, self._coarse:self._coarse + 1]) / self.residual_scale
+            return None
+        coarse = cond[:, self._coarse:self._coarse + 1]
+        if self.target == "residual":
+            return coarse
+        return coarse + self.residual_scale * self.mean_net(x, film=film)
 
-    def decode_output(self, out: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def large_inputs(self, x: torch.Tensor, base: torch.Tensor | None,
+                     cond: torch.Tensor) -> torch.Tensor:
+        """The large model's input channels: :meth:`inputs`, plus the mean (in target units)
+        for ``"mean+residual"``."""
+        if self.target != "mean+residual":
+            return x
+        coarse = cond[:, self._coarse:self._coarse + 1]
+        return torch.cat([x, (base - coarse) / self.residual_scale], dim=1)
+
+    def encode_target(self, y: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """The scaled field ``y`` in the space the large model learns."""
+        return y if base is None else (y - base) / self.residual_scale
+
+    def decode_output(self, out: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
         """The large model's output back to the scaled field (inverse of :meth:`encode_target`)."""
-        if self.target == "direct":
-            return out
-        return cond[:, self._coarse:self._coarse + 1] + self.residual_scale * out
+        return out if base is None else base + self.residual_scale * out
 
     # -- training ------------------------------------------------------------------------------
     def loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Training loss of one batch: MAE for ``unet`` and ``ddpm``, KL + scaled L1 for ``vae``.
 
-        The U-Net's MAE is taken on the field whatever the target, so losses of the two
-        targets compare; the diffusion model and the VAE learn in the target space.
+        The U-Net's MAE is taken on the field whatever the target, so losses of the targets
+        compare; the diffusion model and the VAE learn in the target space. With
+        ``"mean+residual"`` the mean's MAE (field units) is added, and the diffusion model
+        learns the residual of the mean as it is (no gradient flows through it).
         """
-        x, film = self.inputs(batch["hist"], batch["cond"])
         y, cond = batch["y"], batch["cond"]
+        x, film = self.inputs(batch["hist"], cond)
+        base = self.baseline(x, film, cond)
+        extra = 0.0
+        if self.target == "mean+residual":
+            extra = F.l1_loss(base, y)
+            base = base.detach()
+        xl = self.large_inputs(x, base, cond)
         if self.kind == "ddpm":
-            return self.large.loss(self.encode_target(y, cond), x, film=film)
+            return self.large.loss(self.encode_target(y, base), xl, film=film) + extra
         if self.kind == "vae":
-            return self.large.loss(self.encode_target(y, cond), x, film)["loss"]
-        return F.l1_loss(self.decode_output(self.large(x, film=film), cond), y)
+            return self.large.loss(self.encode_target(y, base), xl, film)["loss"]
+        return F.l1_loss(self.decode_output(self.large(xl, film=film), base), y)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters that take gradients (the large model's; never the small model's)."""
@@ -248,13 +284,16 @@ class TransferModel(nn.Module):
         ``kwargs`` go to :meth:`DiffusionModel.sample` (``sampler``, ``steps``, ``eta``,
         ``generator``, ``fuse``) or :meth:`FiLMVAE.predict` (``generator``, ``sample``). The
         prediction kernel of :mod:`xdownscale.predict` samples whole days itself, with the
-        same pieces (:meth:`inputs`, the large model, :meth:`decode_output`).
+        same pieces (:meth:`inputs`, :meth:`baseline`, :meth:`large_inputs`, the large
+        model, :meth:`decode_output`).
         """
         x, film = self.inputs(hist, cond, feats)
+        base = self.baseline(x, film, cond)
+        x = self.large_inputs(x, base, cond)
         if self.kind == "ddpm":
             out = self.large.sample(x, film=film, **kwargs)
         elif self.kind == "vae":
             out = self.large.predict(x, film, **kwargs)
         else:
             out = self.large(x, film=film)
-        return self.decode_output(out, cond)
+        return self.decode_output(out, base)

@@ -1,0 +1,137 @@
+"""Skill on coarse/fine pairs the models were not tuned to, beside interpolating the coarse map.
+
+For every test-bed of ``tests/testbeds.py`` (record lengths 120-730 days, windows 32x32 to
+48x64, area-mean or point-sample coarse operators, biased and noisy coarse fields, slow and
+fast advection, heavy tails, two terrains), every model, target and seed: fit one season
+(JJA) with the chosen configuration, predict its test days (the last 10 % in time; the DDPM
+with ``--members`` members) and score them beside
+
+* ``bicubic``: the coarse day interpolated to the fine grid, and
+* ``bicubic_bc``: the same with its mean log10 bias on the training days removed,
+
+in log10 and data units (mean per-day R² = 1 - SSE/SST over the day's pixels, RMSE, bias,
+and CRPS for the ensemble). A final table gives, per bed x model x target, the mean and the
+spread (min-max) over seeds of the margin over ``bicubic_bc``.
+
+    python benchmarks/bench_skill.py                          # every bed, ddpm + unet, residual
+    python benchmarks/bench_skill.py --beds base short-record --targets residual direct
+    python benchmarks/bench_skill.py --config default --beds base fast-wind --seeds 0
+
+Writes ``--out`` (a CSV of every row) when given. Figures measured with this script are in the
+docs' training guide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import testbeds  # noqa: E402
+
+from xdownscale import DownscaleConfig, Downscaler  # noqa: E402
+from xdownscale.baselines import (  # noqa: E402
+    bias_corrected,
+    interpolated,
+    log_bias,
+    score_against_baselines,
+)
+
+
+def run_one(bed: str, seed: int, model: str, target: str, config: str, members: int,
+            season: str = "JJA") -> tuple[pd.DataFrame, dict]:
+    coarse, fine, elev = testbeds.make_pair(bed, seed=seed)
+    base = DownscaleConfig.fast if config == "fast" else DownscaleConfig
+    cfg = base(target=target, seed=seed, verbose=False, validation=False)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = Downscaler(cfg, model=model, seasons=[season]).fit(coarse, fine, elev)
+    fit_s = time.perf_counter() - t0
+    days = est.test_days_[season]
+    t0 = time.perf_counter()
+    m = members if model == "ddpm" else 1
+    pred = est.predict(coarse.sel(time=days), history=fine, members=m, seed=seed)
+    pred_s = time.perf_counter() - t0
+    truth = fine["DUEXTTAU"]
+    interp = interpolated(coarse, truth, method=cfg.regrid_method)
+    plan = est.plans_[season]
+    bias = log_bias(interp, truth, np.concatenate([plan.train, plan.holdout]))
+    table = score_against_baselines(
+        {model: pred, "bicubic": interp.sel(time=days),
+         "bicubic_bc": bias_corrected(interp.sel(time=days), bias)}, truth.sel(time=days))
+    steps = int(est.history_.loc[(season, "B")]["steps"].iloc[-1])
+    info = dict(fit_s=fit_s, predict_s=pred_s, steps_b=steps, n_train_days=len(plan.train))
+    return table, info
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--beds", nargs="+", default=list(testbeds.BEDS))
+    p.add_argument("--models", nargs="+", default=["ddpm", "unet"])
+    p.add_argument("--targets", nargs="+", default=["residual"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--config", choices=["fast", "default"], default="fast")
+    p.add_argument("--members", type=int, default=4)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--out", default=None, help="CSV of every row")
+    args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    rows = []
+    started = time.perf_counter()
+    for bed in args.beds:
+        for model in args.models:
+            for target in args.targets:
+                for seed in args.seeds:
+                    table, info = run_one(bed, seed, model, target, args.config, args.members)
+                    for method, r in table.iterrows():
+                        rows.append(dict(bed=bed, model=model, target=target, seed=seed,
+                                         method=method, **r.to_dict(), **info))
+                    t = table
+                    print(f"{bed:13s} {model:5s} {target:9s} seed {seed}: R2 log10 "
+                          f"{t.loc[model, 'r2_log10']:.3f} (bc {t.loc['bicubic_bc', 'r2_log10']:.3f}"
+                          f", bicubic {t.loc['bicubic', 'r2_log10']:.3f}); R2 data "
+                          f"{t.loc[model, 'r2_data']:.3f} (bc {t.loc['bicubic_bc', 'r2_data']:.3f}); "
+                          f"fit {info['fit_s']:.0f} s ({info['steps_b']} steps), predict "
+                          f"{info['predict_s']:.0f} s", flush=True)
+    df = pd.DataFrame(rows)
+    if args.out:
+        df.to_csv(args.out, index=False)
+    # margins over bias-corrected bicubic, per bed x model x target, over seeds
+    key = ["bed", "model", "target", "seed"]
+    model_rows = df[df["method"] == df["model"]].set_index(key)
+    bc = df[df["method"] == "bicubic_bc"].set_index(key)
+    margin = pd.DataFrame({
+        "r2_log10": model_rows["r2_log10"],
+        "margin_log10": model_rows["r2_log10"] - bc["r2_log10"],
+        "margin_data": model_rows["r2_data"] - bc["r2_data"],
+        "rmse_data_ratio": model_rows["rmse_data"] / bc["rmse_data"],
+        "fit_s": model_rows["fit_s"],
+    })
+    if "crps_log10" in model_rows:
+        margin["crps_log10"] = model_rows["crps_log10"]
+    g = margin.groupby(level=["bed", "model", "target"])
+    summary = g.mean().add_suffix("_mean").join(
+        (g.max() - g.min())[["margin_log10", "margin_data"]].add_suffix("_range"))
+    pd.set_option("display.width", 200)
+    print()
+    print(f"{args.config} configuration, seeds {args.seeds}: mean over seeds (range = max - min)")
+    print(summary.round(3).to_string())
+    ok = (margin["margin_log10"] >= 0.05) & (margin["margin_data"] >= 0)
+    print(f"\n{int(ok.sum())}/{len(ok)} fits beat bias-corrected bicubic by >= 0.05 R2 (log10) "
+          f"and are not worse in data units; total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
