@@ -9,7 +9,7 @@ from conftest import tiny_config
 
 from xdownscale import Downscaler
 from xdownscale.baselines import bias_corrected, interpolated, log_bias, score_against_baselines
-from xdownscale.errors import XDownscaleWarning
+from xdownscale.errors import ConfigError, XDownscaleWarning
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,21 @@ def test_validation_table_and_warning_when_bicubic_wins(bed_pair):
     assert {"r2_log10", "rmse_log10", "r2_data", "rmse_data", "n_days"} <= set(table.columns)
     assert (table["n_days"] == len(est.plans_["JJA"].val)).all()
     assert table.loc[("JJA", "unet"), "r2_log10"] < table.loc[("JJA", "bicubic"), "r2_log10"]
+
+
+def test_stage_a_reused_from_another_fit(bed_pair):
+    coarse, fine, elev = bed_pair
+    cfg = tiny_config(validation=False)
+    first = Downscaler(cfg, model="ddpm", seasons=["JJA"]).fit(coarse, fine, elev)
+    second = Downscaler(cfg, model="unet", seasons=["JJA"]).fit(coarse, fine, elev,
+                                                                pretrained=first)
+    a, b = first.modules_["JJA"].small, second.modules_["JJA"].small
+    assert a is not b
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert np.array_equal(v.numpy(), w.numpy()), k
+    assert first.history_.loc[("JJA", "A")].equals(second.history_.loc[("JJA", "A")])
+    with pytest.raises(ConfigError, match="small_lr"):
+        Downscaler(cfg.replace(small_lr=1e-2), model="unet", seasons=["JJA"]).fit(
+            coarse, fine, elev, pretrained=first)
+    with pytest.raises(ConfigError, match="small model"):
+        Downscaler(cfg, model="vae", seasons=["JJA"]).fit(coarse, fine, elev, pretrained=first)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -97,7 +98,39 @@ def _native_small_source(coarse_da, span, scaler, cfg):
     return pipeline.small_loader(src, cfg.n_lags), starts
 
 
-def _fit_season(est, cfg, season, data, device):
+# Settings that decide what stage A learns (with the model kind, the plan and the scaler).
+_STAGE_A_FIELDS = ("n_lags", "buffer_days", "split", "holdout", "eps", "scaler", "regrid_method",
+                   "small_grid", "patch", "train_stride", "patches_per_day", "small_widths",
+                   "small_lr", "small_batch_size", "small_epochs", "small_plateau_patience",
+                   "small_early_stop", "small_max_days", "small_min_steps", "small_max_steps",
+                   "plateau_factor", "grad_clip", "weight_decay", "seed", "encoder")
+
+
+def _reused_stage_a(pretrained, est, cfg, season, plan, scaler):
+    """The stage-A model and history of ``pretrained`` for ``season``, after checking that
+    this fit would have trained the same one; ConfigError naming the difference otherwise."""
+    if season not in pretrained.modules_:
+        raise ConfigError(f"pretrained has no {season} model (it has {pretrained.seasons_})")
+    other = pretrained.config_
+    why = [f"{f}: {getattr(other, f)!r} there, {getattr(cfg, f)!r} here"
+           for f in _STAGE_A_FIELDS if getattr(other, f) != getattr(cfg, f)]
+    if (pretrained.model == "vae") != (est.model == "vae"):
+        why.append(f"small model: {pretrained.model!r} and {est.model!r} pretrain different "
+                   "small models")
+    theirs = pretrained.plans_[season]
+    if not (np.array_equal(theirs.small_train, plan.small_train)
+            and np.array_equal(theirs.small_holdout, plan.small_holdout)):
+        why.append("the coarse pretraining days differ (another record?)")
+    if pretrained.scalers_[season].to_dict() != scaler.to_dict():
+        why.append("the scalers differ (other training days or data)")
+    if why:
+        raise ConfigError(f"cannot reuse the {season} stage-A model of pretrained: "
+                          + "; ".join(why))
+    small = copy.deepcopy(pretrained.modules_[season].small)
+    return small, pretrained.history_.loc[(season, "A")].copy()
+
+
+def _fit_season(est, cfg, season, data, device, pretrained=None):
     """Plan, scale, stage A and stage B of one season: ``(module, scaler, plan, history)``."""
     plan = pipeline.plan_season(season, data.coarse_times, data.fine_times, cfg)
     train_days = np.concatenate([plan.train, plan.holdout])
@@ -121,7 +154,10 @@ def _fit_season(est, cfg, season, data, device):
     # ablations that do not use a pretrained encoder).
     small = build_small(est.model, cfg)
     hist_a = pd.DataFrame()
-    if cfg.encoder == "pretrained":
+    if cfg.encoder == "pretrained" and pretrained is not None:
+        small, hist_a = _reused_stage_a(pretrained, est, cfg, season, plan, scaler)
+        small.to(device)
+    elif cfg.encoder == "pretrained":
         hist_a = _stage_a(small, plan, load_small, small_starts, cfg, device, season)
     # Stage B: freeze and transfer the encoder, train the large model on the overlap.
     module = SeasonModule(est.model, cfg, small=small)
@@ -161,7 +197,7 @@ class _Inputs:
         self.log_coarse = log10_transform(coarse_f, eps=cfg.eps)
 
 
-def fit_estimator(est, cfg, coarse, fine, elevation) -> None:
+def fit_estimator(est, cfg, coarse, fine, elevation, pretrained=None) -> None:
     """Run stage A and stage B for each season, set the fitted attributes on ``est``, then
     score the validation days against the interpolation baselines."""
     torch.manual_seed(cfg.seed)
@@ -170,7 +206,7 @@ def fit_estimator(est, cfg, coarse, fine, elevation) -> None:
     seasons = _seasons_to_fit(est, data.fine_times)
     modules, scalers, plans, histories = {}, {}, {}, []
     for season in seasons:
-        module, scaler, plan, hist = _fit_season(est, cfg, season, data, device)
+        module, scaler, plan, hist = _fit_season(est, cfg, season, data, device, pretrained)
         modules[season], scalers[season], plans[season] = module, scaler, plan
         histories.append(hist)
 

@@ -97,7 +97,8 @@ class Downscaler:
         return cfg.validate()
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, coarse, fine, elevation=None) -> Downscaler:
+    def fit(self, coarse, fine, elevation=None, *, pretrained: Downscaler | None = None
+            ) -> Downscaler:
         """Pretrain the small model on the coarse record and train the large model on the
         coarse/fine overlap, one pair per season.
 
@@ -111,6 +112,11 @@ class Downscaler:
         elevation : Dataset or DataArray, optional
             Terrain height in metres on any grid covering the fine grid (30" DEMs are
             averaged into fine pixels). Without it the elevation map is zeros.
+        pretrained : Downscaler, optional
+            A fitted estimator whose stage-A models to reuse instead of training them again
+            (e.g. the ``"ddpm"`` fit's for a ``"unet"`` fit on the same data). Its small
+            model, stage-A settings, coarse pretraining days and scalers must be the same as
+            this fit's; otherwise :class:`~xdownscale.errors.ConfigError` says what differs.
 
         Returns
         -------
@@ -129,7 +135,9 @@ class Downscaler:
         from ._fit import fit_estimator
 
         cfg = self._resolved_config()
-        fit_estimator(self, cfg, coarse, fine, elevation)
+        if pretrained is not None:
+            pretrained._check_fitted("reusing its stage-A models")
+        fit_estimator(self, cfg, coarse, fine, elevation, pretrained=pretrained)
         return self
 
     # -- prediction -------------------------------------------------------------------------
