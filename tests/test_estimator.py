@@ -259,7 +259,7 @@ def test_rollout_resumes_identically(fitted, toy_pair, tmp_path, monkeypatch):
         est.rollout(coarse, history=fine, start="2007-06-17", end="2007-06-24", seed=7,
                     store=store)
     monkeypatch.setattr(mod, "_write_day", real)
-    done = xr.open_zarr(store, consolidated=False)["done"].values
+    done = xr.open_zarr(store, group="_xdownscale", consolidated=False)["done"].values
     assert done.sum() == 3
     resumed = est.rollout(coarse, history=fine, start="2007-06-17", end="2007-06-24", seed=7,
                           store=store)
