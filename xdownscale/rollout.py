@@ -287,8 +287,9 @@ def _open(store: Path, days, sums, nan, est, var, members, meta, nan_days):
         )
     if len(days) > len(stored_days):  # a later end: append the new days
         new = days[len(stored_days):]
-        _empty(new, fine_template(est), var, members, {}).drop_vars(["lat", "lon"]).to_zarr(
-            store, append_dim="time", consolidated=False)
+        more = _empty(new, fine_template(est), var, members, dict(est.attrs_))
+        more.attrs = dict(ds.attrs)  # an append rewrites the attributes: keep the run's
+        more.drop_vars(["lat", "lon"]).to_zarr(store, append_dim="time", consolidated=False)
         _state(new, sums[len(stored_days):]).to_zarr(store, group=_STATE, append_dim="time",
                                                       consolidated=False)
     # the driver checksums of the days still to do are this call's
