@@ -84,33 +84,32 @@ _WRITER = textwrap.dedent("""
 
 
 def test_1_second_concurrent_writer_is_refused(est, toy_pair, tmp_path):
+    import time
+
     est.save(tmp_path / "m")
     script = tmp_path / "writer.py"
     script.write_text(_WRITER.format(tests=os.path.dirname(__file__)))
-    store = tmp_path / "roll.zarr"
+    store, release = tmp_path / "roll.zarr", tmp_path / "release"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, str(script), str(tmp_path / "m"), str(store)]
-    started, release = tmp_path / "a-started", tmp_path / "release"
-    first = subprocess.Popen(args + ["1", str(started), str(release)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Both start at once; whichever takes the store first holds it until the other has ended.
+    procs = {seed: subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "m"), str(store), str(seed),
+         str(tmp_path / f"started-{seed}"), str(release)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)}
     try:
-        for _ in range(1200):
-            if started.exists() or first.poll() is not None:
-                break
-            import time
-
+        t0 = time.time()
+        while all(p.poll() is None for p in procs.values()) and time.time() - t0 < 120:
             time.sleep(0.05)
-        assert started.exists(), first.communicate()[1]
-        second = subprocess.run(args + ["2", str(tmp_path / "b-started"), str(release)], env=env,
-                                capture_output=True, text=True, timeout=120)
     finally:
         release.touch()
-        out, err = first.communicate(timeout=120)
-    assert second.returncode == 3, second.stderr
-    assert "being written by another process" in second.stdout
-    assert first.returncode == 0, err
-    ds = xr.open_zarr(store)
-    assert ds.attrs["xdownscale_rollout_seed"] == 1
+        outs = {seed: p.communicate(timeout=120) for seed, p in procs.items()}
+    codes = {seed: p.returncode for seed, p in procs.items()}
+    assert sorted(codes.values()) == [0, 3], outs
+    winner = next(seed for seed, code in codes.items() if code == 0)
+    loser = 3 - winner
+    assert "being written by another process" in outs[loser][0]
+    assert (tmp_path / f"started-{winner}").exists()  # the refusal came while it was writing
+    assert xr.open_zarr(store).attrs["xdownscale_rollout_seed"] == winner
     assert not (tmp_path / "roll.zarr.lock").exists()
 
 
