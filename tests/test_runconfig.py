@@ -72,6 +72,8 @@ def test_check_opens_the_files(run_dir, capsys):  # noqa: F811
     # the same checks run before a real run fits anything
     _fails(_write(run_dir, {"var": "DUEXTAUX"}), capsys, "DUEXTAUX")
     assert not (run_dir / "out").exists()
+    (run_dir / "taken").write_text("a file where the output folder should go")
+    _fails(_write(run_dir, {"output": "taken"}), capsys, "taken")
     capsys.readouterr()
     assert main(["run", str(run_dir / "run.yaml"), "--check"]) == 0
     assert "fine days" in capsys.readouterr().out

@@ -106,6 +106,9 @@ def _main(argv: list[str] | None) -> int:
     except XDownscaleError as err:
         print(f"xdownscale: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # an unwritable output folder, a full disk: no traceback for those
+        print(f"xdownscale: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\nxdownscale: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
