@@ -80,11 +80,8 @@ def _seed_window(hist_log: xr.DataArray, start: pd.Timestamp, n_lags: int) -> np
 
 
 # -- fingerprints ---------------------------------------------------------------------------
-def _sha(*parts) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part if isinstance(part, bytes) else str(part).encode())
-    return h.hexdigest()[:16]
+def _sha(data) -> str:
+    return hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()[:16]
 
 
 def estimator_fingerprint(est) -> str:
@@ -258,11 +255,11 @@ def _compare(store: Path, stored: dict, meta: dict) -> None:
         )
 
 
-def _open(store: Path, days, sums, nan, est, var, members, meta, nan_days):
-    """Open (creating or extending as needed) the store; return (first day to do, state)."""
+def _open(store: Path, days, sums, est, var, members, meta) -> xr.Dataset:
+    """Open the store (creating or extending it as needed); return its state group."""
     kind = _kind(store)
     if kind in ("new", "partial"):
-        _create(store, days, sums, est, var, members, meta)
+        _create(store, days, sums, est, var, members, {**meta, "xdownscale_driver": _sha(sums)})
         return xr.open_zarr(store, group=_STATE, consolidated=False).load()
     ds = xr.open_zarr(store, consolidated=False)
     _compare(store, ds.attrs, meta)
@@ -297,9 +294,17 @@ def _open(store: Path, days, sums, nan, est, var, members, meta, nan_days):
     if k > last:
         _state(days[last:k], sums[last:k], done[last:k]).drop_vars("done").to_zarr(
             store, group=_STATE, region={"time": slice(last, k)}, consolidated=False)
+    state = xr.open_zarr(store, group=_STATE, consolidated=False).load()
     if len(days) > len(stored_days) or k > last:
-        _consolidate(store)
-    return xr.open_zarr(store, group=_STATE, consolidated=False).load()
+        _set_attrs(store, xdownscale_driver=_sha(state["driver"].values.astype(np.uint64)))
+    return state
+
+
+def _set_attrs(store: Path, **attrs) -> None:
+    import zarr
+
+    zarr.open_group(str(store), mode="r+", use_consolidated=False).attrs.update(attrs)
+    _consolidate(store)
 
 
 def _first(done: np.ndarray, skip: np.ndarray) -> int:
@@ -363,13 +368,13 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
             "xdownscale_members": int(members), "xdownscale_sampler": sampler,
             "xdownscale_steps": int(steps), "xdownscale_model": est.model,
             "xdownscale_estimator": estimator_fingerprint(est),
-            "xdownscale_history": _sha(seed_buffer.tobytes())}
+            "xdownscale_history": _sha(seed_buffer)}
     if store is None:
         return _run(est, days, coarse_log, seed_buffer, nan, 0, None, meta, members, sampler,
                     steps, seed, fusion, tqdm)
     store = Path(store)
     with _StoreLock(store):
-        state = _open(store, days, sums, nan, est, var, members, meta, nan_days)
+        state = _open(store, days, sums, est, var, members, meta)
         done = state["done"].values.astype(bool)[:len(days)]
         first = _first(done, nan)
         buffer = seed_buffer if first == 0 else _rebuild(store, var, done, first, seed_buffer,
