@@ -83,7 +83,7 @@ _WRITER = textwrap.dedent("""
 """)
 
 
-def test_1_second_concurrent_writer_is_refused(est, toy_pair, tmp_path):
+def test_1_second_concurrent_writer_is_refused_and_kill_9_resumes(est, toy_pair, tmp_path):
     import time
 
     est.save(tmp_path / "m")
@@ -91,7 +91,8 @@ def test_1_second_concurrent_writer_is_refused(est, toy_pair, tmp_path):
     script.write_text(_WRITER.format(tests=os.path.dirname(__file__)))
     store, release = tmp_path / "roll.zarr", tmp_path / "release"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # Both start at once; whichever takes the store first holds it until the other has ended.
+    # Both start at once; whichever takes the store first holds it (after its first day)
+    # until the other has ended.
     procs = {seed: subprocess.Popen(
         [sys.executable, str(script), str(tmp_path / "m"), str(store), str(seed),
          str(tmp_path / f"started-{seed}"), str(release)],
@@ -100,16 +101,23 @@ def test_1_second_concurrent_writer_is_refused(est, toy_pair, tmp_path):
         t0 = time.time()
         while all(p.poll() is None for p in procs.values()) and time.time() - t0 < 120:
             time.sleep(0.05)
+        loser = next(seed for seed, p in procs.items() if p.poll() is not None)
+        winner = 3 - loser
+        while not (tmp_path / f"started-{winner}").exists() and time.time() - t0 < 120:
+            time.sleep(0.05)
+        procs[winner].kill()  # kill -9 in the middle of the rollout: the lock stays behind
     finally:
         release.touch()
         outs = {seed: p.communicate(timeout=120) for seed, p in procs.items()}
-    codes = {seed: p.returncode for seed, p in procs.items()}
-    assert sorted(codes.values()) == [0, 3], outs
-    winner = next(seed for seed, code in codes.items() if code == 0)
-    loser = 3 - winner
+    assert procs[loser].returncode == 3, outs[loser]
     assert "being written by another process" in outs[loser][0]
-    assert (tmp_path / f"started-{winner}").exists()  # the refusal came while it was writing
+    assert procs[winner].returncode == -9
+    assert (tmp_path / "roll.zarr.lock").exists()
     assert xr.open_zarr(store).attrs["xdownscale_rollout_seed"] == winner
+    # the lock of the dead process is taken over and the resume equals an uninterrupted run
+    resumed = _roll(est, toy_pair, store, seed=winner, end="2007-06-19")
+    full = _roll(est, toy_pair, seed=winner, end="2007-06-19")
+    np.testing.assert_array_equal(resumed["DUEXTTAU"].values, full["DUEXTTAU"].values)
     assert not (tmp_path / "roll.zarr.lock").exists()
 
 
