@@ -67,6 +67,7 @@ def test_check_opens_the_files(run_dir, capsys):  # noqa: F811
     _fails(_write(run_dir, {"areas": {"T": [50.0, 51.0, 10.0, 11.0]}}), capsys,
            "no grid point", "--check")
     _fails(_write(run_dir, {"var": "DUEXTAUX"}), capsys, "'DUEXTAUX' not in", "--check")
+    _fails(_write(run_dir, {"merra2": "merra2/*200504*.nc4"}), capsys, "do not cover", "--check")
     err = _fails(_write(run_dir, {"seasons": ["MAM"]}), capsys, "n_lags=40", "--check")
     assert "buffer_days=45" in err
     # the same checks run before a real run fits anything

@@ -319,6 +319,13 @@ def check_data(spec: JobSpec) -> list[str]:
         if region is not None:
             _region_covered(fine_da, region, "g5nr", area)
             _region_covered(ensure_dataarray(coarse, spec.var), region, "merra2", area)
+        coarse_days = pd.DatetimeIndex(ensure_dataarray(coarse, spec.var)["time"].values)
+        uncovered = pd.DatetimeIndex(fine_da["time"].values).difference(coarse_days)
+        if len(uncovered):
+            raise ConfigError(
+                f"areas: {area}: the merra2 files do not cover {len(uncovered)} day(s) of the "
+                f"g5nr record (first {uncovered[0].date()}); the coarse record must include "
+                "every fine day")
         _record_long_enough(fine_da["time"].values, spec.config, spec.seasons, area)
         lines.append(f"{area}: {fine_da.sizes['time']} fine days, "
                      f"{fine_da.sizes['lat']} x {fine_da.sizes['lon']} fine pixels")
