@@ -25,8 +25,8 @@ from .errors import (
     XDownscaleError,
 )
 
-__all__ = ["regular_daily", "check_coarse", "check_members", "check_seed", "check_steps",
-           "errors_about"]
+__all__ = ["regular_daily", "regular_dims", "check_units", "check_coarse", "check_history",
+           "check_members", "check_seed", "check_steps", "errors_about"]
 
 _LENGTH_UNITS = {"m", "metre", "meter", "metres", "meters", "km", "kilometre", "kilometer"}
 
