@@ -198,6 +198,8 @@ def test_save_load_identical(fitted, toy_pair, tmp_path, kind):
 
 
 def test_corrupt_checkpoints_are_refused(fitted, tmp_path):
+    from xdownscale.checkpoint import _sha256
+
     est = fitted["unet"]
     path = tmp_path / "m"
     est.save(path)
@@ -207,20 +209,23 @@ def test_corrupt_checkpoints_are_refused(fitted, tmp_path):
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         Downscaler.load(path)
     weights.write_bytes(data)
-    meta = json.loads((path / "estimator.json").read_text())
-    meta["format_version"] = 99
-    (path / "estimator.json").write_text(json.dumps(meta))
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="Upgrade"):
         Downscaler.load(path)
-    meta["format_version"] = 1
+    manifest["format_version"] = 2
+    meta = json.loads((path / "estimator.json").read_text())
     meta["config"]["large_widths"] = [4, 8, 16]  # weights no longer fit the architecture
     (path / "estimator.json").write_text(json.dumps(meta))
+    manifest["files"]["estimator.json"] = _sha256(path / "estimator.json")
+    (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="do not fit"):
         Downscaler.load(path)
-    (path / "estimator.json").write_text("{not json")
+    (path / "manifest.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="corrupt"):
         Downscaler.load(path)
-    with pytest.raises(CheckpointError, match="missing"):
+    with pytest.raises(CheckpointError, match="no such folder"):
         Downscaler.load(tmp_path / "nothing-here")
 
 
@@ -259,7 +264,7 @@ def test_rollout_resumes_identically(fitted, toy_pair, tmp_path, monkeypatch):
         est.rollout(coarse, history=fine, start="2007-06-17", end="2007-06-24", seed=7,
                     store=store)
     monkeypatch.setattr(mod, "_write_day", real)
-    done = xr.open_zarr(store, consolidated=False)["done"].values
+    done = xr.open_zarr(store, group="_xdownscale", consolidated=False)["done"].values
     assert done.sum() == 3
     resumed = est.rollout(coarse, history=fine, start="2007-06-17", end="2007-06-24", seed=7,
                           store=store)

@@ -69,17 +69,30 @@ def standardize_dims(obj):
 
 
 def check_daily_time(obj: xr.Dataset | xr.DataArray, *, dim: Hashable = "time") -> pd.DatetimeIndex:
-    """Check that ``dim`` exists, is datetime-like, strictly increasing and without duplicates."""
+    """Check that ``dim`` exists, holds daily datetimes (one per day, any time of day), strictly
+    increasing and without duplicates. Sub-daily and cftime axes are refused."""
     if dim not in obj.dims:
         raise DimensionError(f"expected a {dim!r} dimension, found dims {list(map(str, obj.dims))}")
     index = obj.indexes.get(dim)
+    if type(index).__name__ == "CFTimeIndex":
+        raise TimeAxisError(
+            f"the {dim!r} coordinate uses cftime dates (calendar {index.calendar!r}); convert to "
+            "the standard calendar first, e.g. obj.convert_calendar('standard', align_on='date', "
+            "use_cftime=False)"
+        )
     if index is None or not isinstance(index, pd.DatetimeIndex):
         raise TimeAxisError(f"the {dim!r} coordinate must hold datetimes (got {type(index).__name__})")
     if index.has_duplicates:
         dups = index[index.duplicated()].unique()[:5]
-        raise TimeAxisError(f"duplicated times on {dim!r}: {[str(d.date()) for d in dups]}")
+        raise TimeAxisError(f"duplicated times on {dim!r}: {[str(d) for d in dups]}")
     if not index.is_monotonic_increasing:
         raise TimeAxisError(f"times on {dim!r} are not increasing; sort with .sortby({dim!r}) first")
+    days = index.normalize()
+    if days.has_duplicates:
+        raise TimeAxisError(
+            f"the {dim!r} axis is sub-daily ({len(index)} time stamps on {days.nunique()} days); "
+            f"this function needs daily data: resample first, e.g. .resample({dim}='1D').mean()"
+        )
     return index
 
 

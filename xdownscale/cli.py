@@ -21,10 +21,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="one season and two models, about 10 minutes on 2 CPU cores")
     d.add_argument("--area", default="A1", choices=["A0", "A1"], help="study area (default A1)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    r = sub.add_parser("run", help="the main job on your own files, from a YAML config")
+    r = sub.add_parser("run", help="the main job on your own files, from a YAML config",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=_yaml_keys())
     r.add_argument("config", help="path to the YAML configuration")
-    r.add_argument("--check", action="store_true", help="validate the configuration and stop")
+    r.add_argument("--check", action="store_true",
+                   help="validate the configuration and the files' metadata, then stop")
     return p
+
+
+def _yaml_keys() -> str:
+    from .runconfig import _REQUIRED, KEYS
+
+    width = max(map(len, KEYS)) + 2
+    lines = [f"  {k + ':':<{width}}{v}{' (required)' if k in _REQUIRED else ''}"
+             for k, v in KEYS.items()]
+    return "YAML keys:\n" + "\n".join(lines)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -81,14 +93,20 @@ def _main(argv: list[str] | None) -> int:
             path = run_job(demo_spec(Path(args.out), args.quick, area=args.area, seed=args.seed))
         else:
             from .job import run_job
-            from .runconfig import load_run_config
+            from .runconfig import check_data, load_run_config
 
             spec = load_run_config(args.config)
+            lines = check_data(spec)  # cheap (metadata): a typo must not surface after fitting
             if args.check:
                 print(f"{args.config}: valid ({len(spec.areas)} area(s), models {spec.models})")
+                for line in lines:
+                    print(f"  {line}")
                 return 0
             path = run_job(spec)
     except XDownscaleError as err:
+        print(f"xdownscale: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # an unwritable output folder, a full disk: no traceback for those
         print(f"xdownscale: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -121,17 +121,43 @@ class DownscaleConfig:
 
     # -- validation -------------------------------------------------------------------------
     def validate(self) -> DownscaleConfig:
-        """Check every field; raise :class:`ConfigError` naming the first bad one."""
+        """Check the type and range of every field; raise :class:`ConfigError` naming the first
+        bad one, before any training starts."""
+        _check_types(self)
         for name, choices in _CHOICES.items():
             value = getattr(self, name)
             if value not in choices:
                 raise ConfigError(f"{name}={value!r} is not one of {list(choices)}")
         positive = ("n_lags", "patch", "train_stride", "infer_stride", "small_batch_size",
-                    "small_epochs", "batch_size", "epochs", "timesteps", "predict_batch_size")
+                    "small_epochs", "batch_size", "epochs", "timesteps", "predict_batch_size",
+                    "small_early_stop", "early_stop", "vae_latent")
         for name in positive:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("buffer_days", "halo", "small_plateau_patience", "plateau_patience"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("patches_per_day", "small_max_days"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be None or a positive integer, got {value!r}")
+        for name in ("lr", "small_lr", "grad_clip", "eps", "vae_recon_scale"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "vae_beta"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 < self.plateau_factor < 1:
+            raise ConfigError(f"plateau_factor must be in (0, 1), got {self.plateau_factor!r}")
+        if not 0 <= self.eta <= 1:
+            raise ConfigError(f"eta must be in [0, 1] (0: deterministic DDIM), got {self.eta!r}")
+        # The sampling noise is seeded from 32 bits of the seed: a larger or negative seed
+        # would silently repeat another one, so it is refused.
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
+        if any(w < 1 for w in (*self.small_widths, *self.large_widths)):
+            raise ConfigError("small_widths and large_widths must be positive integers")
         if self.buffer_days < self.n_lags:
             raise ConfigError(
                 f"buffer_days={self.buffer_days} is shorter than n_lags={self.n_lags}: the first "
@@ -164,8 +190,6 @@ class DownscaleConfig:
             raise ConfigError(f"sample_steps must be in [1, timesteps], got {self.sample_steps}")
         if len(self.small_widths) < 3 or len(self.large_widths) < 3:
             raise ConfigError("small_widths and large_widths need three levels")
-        if self.eps <= 0:
-            raise ConfigError(f"eps must be positive, got {self.eps}")
         return self
 
     # -- presets ----------------------------------------------------------------------------
@@ -228,3 +252,49 @@ class DownscaleConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _type_ok(value, tp) -> bool:
+    """Whether ``value`` fits the annotation ``tp`` (int, float, str, bool, dict, tuples,
+    unions, Literal); annotations it does not know pass."""
+    import math
+    import numbers
+    import types
+    import typing
+
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:  # bools and floats are no integers: steps=1.5 must not be truncated
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if tp is float:
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if tp in (str, dict, list):
+        return isinstance(value, tp)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_type_ok(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_type_ok(v, a) for v, a in zip(value, args, strict=False))
+    return True
+
+
+def _check_types(cfg) -> None:
+    import typing
+
+    hints = typing.get_type_hints(type(cfg))
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        tp = hints.get(f.name)
+        if tp is not None and not _type_ok(value, tp):
+            shown = tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+            raise ConfigError(f"{f.name} must be of type {shown}, got {value!r} "
+                              f"({type(value).__name__})")

@@ -22,6 +22,7 @@ __all__ = [
     "NotFittedError",
     "CheckpointError",
     "ConfigError",
+    "StoreError",
     "MissingDependencyError",
     "NonFiniteLossError",
     "ScalingError",
@@ -82,6 +83,10 @@ class CheckpointError(XDownscaleError, OSError):
 
 class ConfigError(XDownscaleError, ValueError):
     """A configuration value or file is invalid."""
+
+
+class StoreError(ConfigError):
+    """A rollout store is in use by another process, belongs to another run, or is no store."""
 
 
 class MissingDependencyError(XDownscaleError, ImportError):

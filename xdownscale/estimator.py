@@ -184,19 +184,21 @@ class Downscaler:
                                steps=steps, seed=seed, keep_members=keep_members, fusion=fusion)
 
     def rollout(self, coarse, history=None, start=None, end=None, store=None, members: int = 1,
-                seed: int | None = None, sampler: str | None = None, steps: int | None = None):
+                seed: int | None = None, sampler: str | None = None, steps: int | None = None,
+                nan_days: str = "raise"):
         """Autoregressive downscaling past the end of the fine record.
 
         Seeded with the last ``n_lags`` days of ``history`` before ``start``; each predicted
         day (ensemble mean) is appended to the history of the next. With ``store`` (a zarr
         path) each day is written as soon as it is done and a rerun resumes at the first
-        missing day, giving the same result as an uninterrupted run.
+        missing day, giving the same result as an uninterrupted run. A coarse day with NaN is
+        refused (``nan_days="raise"``) or left undone (``"skip"``); see the reliability page.
         """
         from .rollout import rollout
 
         self._check_fitted("rollout")
         return rollout(self, coarse, history, start=start, end=end, store=store, members=members,
-                       seed=seed, sampler=sampler, steps=steps)
+                       seed=seed, sampler=sampler, steps=steps, nan_days=nan_days)
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path) -> None:

@@ -127,7 +127,8 @@ def _daily_mean(da: xr.DataArray, index: pd.DatetimeIndex, per_day: int, what: s
         raise TimeAxisError(
             f"{what}: {len(short)} day(s) have fewer than the {per_day} samples of a full day, "
             f"e.g. {[f'{d.date()} ({n})' for d, n in short.iloc[:5].items()]}; a daily mean of a "
-            "partial day is biased. Add the missing files or pass require_full_days=False."
+            "partial day is biased. Add the missing files or pass require_full_days=False "
+            "(in the YAML of xdownscale run: require_full_days: false)."
         )
     # skipna=False: a missing sample makes the day missing rather than silently biased.
     daily = da.resample(time="1D").mean(skipna=False, keep_attrs=True)

@@ -16,9 +16,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._checks import errors_about, regular_daily, regular_dims
 from ._utils import check_daily_time, ensure_dataarray
 from .covariates import COVARIATE_NAMES, CovariateSpec, covariate_stack
-from .errors import DimensionError, GridMismatchError, LagWindowError, NegativeValueError
+from .errors import (
+    DimensionError,
+    GridMismatchError,
+    LagWindowError,
+    NegativeValueError,
+    ScalingError,
+)
 from .regions import normalize_lonlat
 from .regrid import regrid_like
 from .seasons import SEASONS, season_of
@@ -31,10 +38,11 @@ __all__ = ["prepare_inputs", "SeasonPlan", "plan_season", "ArraySource", "day_lo
 
 def _as_fine_da(obj, var: Hashable | None, what: str) -> xr.DataArray:
     da = ensure_dataarray(obj, var)
+    if "time" not in da.dims:
+        raise DimensionError(f"{what} needs dims (time, lat, lon); found {list(map(str, da.dims))}")
+    da = regular_dims(da, what)  # size-1 extra dims dropped, larger ones and x/y in metres refused
     da = normalize_lonlat(da)
-    for dim in ("time", "lat", "lon"):
-        if dim not in da.dims:
-            raise DimensionError(f"{what} needs dims (time, lat, lon); found {list(map(str, da.dims))}")
+    da = regular_daily(da, what)  # 12:00 or mixed daily stamps -> 00:00; sub-daily refused
     check_daily_time(da)
     da = da.transpose("time", "lat", "lon")
     if da.sizes["lat"] < 2 or da.sizes["lon"] < 2:
@@ -45,7 +53,9 @@ def _as_fine_da(obj, var: Hashable | None, what: str) -> xr.DataArray:
 def _check_nonnegative(da: xr.DataArray, what: str) -> None:
     # One small reduction over the data: this is fit's job (it reads the data anyway).
     vmin = float(da.min(skipna=True).compute()) if da.size else 0.0
-    if np.isfinite(vmin) and vmin < 0:
+    if not np.isfinite(vmin):
+        raise ScalingError(f"{what} holds no finite value (all NaN): nothing to fit on")
+    if vmin < 0:
         raise NegativeValueError(
             f"{what} has negative values (min {vmin:.3g}); dust AOD must be >= 0. Mask or clip "
             "retrieval artefacts before fitting."
@@ -80,7 +90,8 @@ def elevation_on_grid(elevation, fine: xr.DataArray) -> xr.DataArray | None:
         dlat_e = float(np.abs(np.diff(elev["lat"].values)).mean())
         dlat_f = float(np.abs(np.diff(fine["lat"].values)).mean())
         method = "mean" if dlat_e < dlat_f else "linear"
-        out = regrid_like(elev, fine.isel(time=0, drop=True), method=method)
+        with errors_about("the elevation map does not cover the fine grid"):
+            out = regrid_like(elev, fine.isel(time=0, drop=True), method=method)
     return out.astype("float32").load()
 
 

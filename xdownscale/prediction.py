@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from . import pipeline
+from ._checks import check_coarse, check_history, check_members, check_seed, check_steps
 from ._utils import ensure_dataarray
 from .errors import ConfigError, LagWindowError
 from .predict import predict_day
@@ -47,6 +48,7 @@ def fine_template(est) -> xr.DataArray:
 
 def prepare_coarse(est, coarse) -> xr.DataArray:
     """The coarse days on the fine grid, in log10 space (lazy)."""
+    coarse = check_coarse(est, coarse)  # units, grid, daily stamps, no negatives
     cda = normalize_lonlat(ensure_dataarray(coarse, est.var_)).transpose("time", "lat", "lon")
     if cda.chunks is not None and (len(cda.chunks[1]) > 1 or len(cda.chunks[2]) > 1):
         cda = cda.chunk({"lat": -1, "lon": -1})  # the coarse grid is small; regrid it whole
@@ -71,6 +73,7 @@ def _history_log(est, history) -> xr.DataArray:
             "predict needs history= (the fine days before each predicted day) for the encoder; "
             "past the end of the fine record use rollout()"
         )
+    history = check_history(est, history)
     hda = normalize_lonlat(ensure_dataarray(history, est.var_)).transpose("time", "lat", "lon")
     if hda.sizes["lat"] != est.lat_.size or hda.sizes["lon"] != est.lon_.size or not (
             np.allclose(hda["lat"].values, est.lat_) and np.allclose(hda["lon"].values, est.lon_)):
@@ -107,8 +110,7 @@ def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, 
 
 def _resolve(est, members, sampler, steps, seed, fusion):
     cfg = est.config_
-    if members < 1:
-        raise ConfigError(f"members must be >= 1, got {members}")
+    check_members(members)
     sampler = sampler or cfg.sampler
     fusion = fusion or cfg.fusion
     if sampler not in ("ddpm", "ddim", "dpmsolver"):
@@ -117,7 +119,7 @@ def _resolve(est, members, sampler, steps, seed, fusion):
         raise ConfigError(f"fusion={fusion!r} is not one of ['posthoc', 'per_step']")
     if steps is None:
         steps = cfg.timesteps if sampler == "ddpm" else cfg.sample_steps
-    return sampler, steps, cfg.seed if seed is None else seed, fusion
+    return sampler, check_steps(steps), cfg.seed if seed is None else check_seed(seed), fusion
 
 
 def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None, seed=None,
