@@ -25,6 +25,7 @@ __all__ = [
     "MissingDependencyError",
     "NonFiniteLossError",
     "ScalingError",
+    "XDownscaleWarning",
 ]
 
 
@@ -93,3 +94,8 @@ class NonFiniteLossError(XDownscaleError, FloatingPointError):
 
 class ScalingError(XDownscaleError, ValueError):
     """Data cannot be scaled: no valid value, constant, or infinite."""
+
+
+class XDownscaleWarning(UserWarning):
+    """Something worked but the result may not be what you want (e.g. a rollout drifting away
+    from its coarse driver); the message says what was measured and what to try."""

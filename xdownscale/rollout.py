@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .drift import DEFAULT_DRIFT_THRESHOLD, RolloutCheck
 from .errors import ConfigError, LagWindowError
 from .prediction import (
     _check_seasons,
@@ -92,7 +93,8 @@ def _open_or_create(store, days, est, var, members, meta) -> tuple[int, xr.Datas
 
 
 def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1, seed=None,
-            sampler=None, steps=None) -> xr.Dataset:
+            sampler=None, steps=None, drift_threshold=DEFAULT_DRIFT_THRESHOLD,
+            coarse_consistency=False, check=None) -> xr.Dataset:
     from tqdm.auto import tqdm
 
     sampler, steps, seed, fusion = _resolve(est, members, sampler, steps, seed, None)
@@ -104,9 +106,14 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
                  pd.DatetimeIndex(hist_log["time"].values))
     _check_seasons(est, days)
     buffer = _seed_window(hist_log, days[0], n_lags)
+    # Drift against the driver, checked (and optionally corrected) day by day: xdownscale.drift.
+    check = check or RolloutCheck(drift_threshold, coarse_consistency=coarse_consistency)
+    check.start(est, coarse_log, buffer, days[0])
     meta = {"xdownscale_rollout_start": str(days[0].date()), "xdownscale_rollout_seed": int(seed),
             "xdownscale_members": int(members), "xdownscale_sampler": sampler,
             "xdownscale_steps": int(steps), "xdownscale_model": est.model}
+    if check.coarse_consistency:  # it changes the numbers; older stores never had it on
+        meta["xdownscale_coarse_consistency"] = 1
     first = 0
     if store is not None:
         first, existing = _open_or_create(str(store), days, est, var, members, meta)
@@ -123,6 +130,7 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
         drv = np.asarray(coarse_log.sel(time=[day]).values, np.float32)
         vals = predict_days_array(est, [day], drv, buffer[None], members=members,
                                   sampler=sampler, steps=steps, seed=seed, fusion=fusion)
+        vals = check(day, vals, drv[0])
         mean = vals.mean(axis=0)[0].astype(np.float32)
         means[i] = mean
         if stds is not None:
