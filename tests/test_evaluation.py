@@ -184,3 +184,50 @@ def test_coarse_consistent_wrapper_removes_a_multiplicative_bias(toy_pair):
     before = drift_mod.drift_series(biased, coarse, reference=ref)
     after = drift_mod.drift_series(fixed, coarse, reference=ref)
     assert np.all(before > 0.15) and np.all(np.abs(after) < 0.03)
+
+
+def test_ood_checks_put_a_true_year_inside_and_a_noisy_one_outside(toy_pair):
+    from xdownscale.diagnostics.ood import ood_checks, plot_ood_checks
+
+    coarse, fine, _ = toy_pair
+    coarse = coarse.sel(time=slice("2005-06-01", "2007-05-31"))
+    roll = fine.sel(time=slice("2006-06-01", "2006-11-30"))  # JJA and SON 2006, as rolled out
+    res = ood_checks(roll, fine, coarse, n_pairs=300, nlags=5, max_lag=3)
+    rolled = res["product"] == "rollout"
+    assert list(res["season"].values[rolled.values]) == ["JJA", "SON"]
+    # a block of the fine record lies inside the envelope it helps to make
+    assert res.attrs["inside_sill"] == 1 and res.attrs["inside_acf1"] == 1
+    np.testing.assert_array_equal(res["sill_inside"].values[rolled.values], 1.0)
+    # the envelope is the range over the blocks of each record
+    jja_fine = res["sill"].where((res["product"] == "fine") & (res["season"] == "JJA"), drop=True)
+    env = res["sill_envelope"].sel(season_env="JJA", reference="fine")
+    assert float(env.sel(bound="lower")) == pytest.approx(float(jja_fine.min()))
+    assert float(env.sel(bound="upper")) == pytest.approx(float(jja_fine.max()))
+    # pixel noise of 0.5 in log10 raises the sill far above both records
+    rng = np.random.default_rng(0)
+    noisy = roll * 10.0 ** rng.normal(0, 0.5, roll[VAR].shape)
+    bad = ood_checks(noisy, fine, coarse, n_pairs=300, nlags=5, max_lag=3)
+    assert bad.attrs["inside_sill"] == 0
+    axes = plot_ood_checks(res)
+    assert len(axes) == 4
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_report_rollout_writes_tables_and_figures(est, toy_pair, monkeypatch, tmp_path):
+    from xdownscale.evaluation import report_rollout
+
+    coarse, fine, _ = toy_pair
+    _stub(monkeypatch, lambda days, c, h: fine[VAR].sel(time=days).values)
+    roll = est.rollout(coarse, history=fine.sel(time=slice(None, "2006-06-30")), start=START,
+                       end="2006-07-20")
+    for sub in ("tables", "figures"):
+        (tmp_path / sub).mkdir()
+    bic = regrid_like(coarse, fine[VAR].isel(time=0, drop=True))
+    lines, figs = report_rollout(tmp_path, "T", est=est, coarse=coarse, bicubic=bic,
+                                 fine=fine[VAR], rollout=roll, n_pairs=300, days=6)
+    text = "\n".join(lines)
+    assert "lead days 5-6" in text and "envelopes" in text
+    assert (tmp_path / "tables" / "T_rollout_skill_JJA.csv").is_file()
+    assert len(figs) == 2 and all((tmp_path / rel).is_file() for _, rel in figs)

@@ -19,6 +19,7 @@ driver (:func:`xdownscale.drift.drift_series`, with the rollout's seed window as
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ from .regrid import regrid_like
 from .seasons import season_of
 from .transforms import log10_transform
 
-__all__ = ["evaluate_rollout", "lead_summary", "plot_rollout_skill", "SOURCES"]
+__all__ = ["evaluate_rollout", "lead_summary", "plot_rollout_skill", "report_rollout", "SOURCES"]
 
 SOURCES = ("rollout", "true_history", "bicubic", "bias_corrected_bicubic")
 _SCORES = ("r2", "rmse", "mae", "bias", "crps")
@@ -61,7 +62,8 @@ def _as_members(check: RolloutCheck, days, like: xr.DataArray) -> xr.DataArray:
 def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int = 1,
                      seed: int | None = None, sampler: str | None = None,
                      steps: int | None = None, coarse_consistency: bool = False,
-                     drift_threshold: float | None = None, crps: str = "fair") -> xr.Dataset:
+                     drift_threshold: float | None = None, crps: str = "fair",
+                     true_history: xr.Dataset | None = None) -> xr.Dataset:
     """Roll out from ``start`` as if the fine record ended the day before; score by lead day.
 
     Parameters
@@ -86,6 +88,10 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
         Passed to the rollout's drift warning; None (default) keeps the evaluation quiet.
     crps : {"fair", "standard"}
         CRPS estimator, for ``members > 1``.
+    true_history : xarray.Dataset, optional
+        ``est.predict`` of the same days from the true history with the same settings (and
+        ``keep_members=True`` when ``members > 1``), when already made: it is reused rather
+        than predicted again (e.g. when comparing rollouts with and without a correction).
 
     Returns
     -------
@@ -131,8 +137,10 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
     rolled = rollout(est, span, history, start=rdays[0], end=rdays[-1], members=members,
                      seed=seed, sampler=sampler, steps=steps, check=check)
     rolled_da = _as_members(check, rdays, truth) if members > 1 else rolled[var]
-    direct = est.predict(coarse_da.sel(time=rdays), history=fine_da, members=members,
-                         seed=seed, sampler=sampler, steps=steps, keep_members=members > 1)
+    direct = true_history if true_history is not None else est.predict(
+        coarse_da.sel(time=rdays), history=fine_da, members=members, seed=seed,
+        sampler=sampler, steps=steps, keep_members=members > 1)
+    direct = direct.sel(time=rdays)
     direct_da = direct[f"{var}_members"].rename(var) if members > 1 else direct[var]
     bic = regrid_like(coarse_da.sel(time=rdays), fine_da.isel(time=0, drop=True),
                       method=est.config_.regrid_method)
@@ -228,3 +236,76 @@ def plot_rollout_skill(result: xr.Dataset | Sequence[xr.Dataset], *, space: str 
             ax.axhline(0, color="0.6", lw=0.8)
     axes[0].legend(fontsize="x-small")
     return axes
+
+
+def _pseudo_window(est, fine_days: pd.DatetimeIndex, season: str, days: int):
+    """The last ``days`` consecutive fine days of ``season`` with ``n_lags`` fine days before."""
+    n_lags = est.config_.n_lags
+    ok = fine_days[season_of(fine_days) == season]
+    have = set(fine_days)
+    for end in ok[::-1]:
+        run = pd.date_range(end - pd.Timedelta(days=days + n_lags - 1), end, freq="D")
+        if all(d in have for d in run) and (season_of(run[n_lags:]) == season).all():
+            return run[n_lags]
+    return None
+
+
+def report_rollout(out, area: str, *, est, coarse, bicubic, fine, rollout, var="DUEXTTAU",
+                   n_pairs: int = 30000, days: int | None = None):
+    """The report's pseudo out-of-data skill (every fitted season) and envelope checks.
+
+    Writes CSV tables and PNG figures under ``out/tables`` and ``out/figures``; returns
+    ``(markdown lines, [(figure title, relative path)])``. ``days`` defaults to the rollout's
+    length, at most 30; each season costs 2 x ``days`` predicted days.
+    """
+    import matplotlib.pyplot as plt
+
+    from .diagnostics.ood import ood_checks, plot_ood_checks
+    from .report import markdown_table
+
+    out = Path(out)
+    days = int(days or min(30, rollout.sizes["time"]))
+    fine_days = pd.DatetimeIndex(fine["time"].values)
+    lo = max(1, days - days // 3 + 1)
+    lines, figs, rows = [], [], []
+    for season in est.seasons_:
+        start = _pseudo_window(est, fine_days, season, days)
+        if start is None:
+            continue
+        res = evaluate_rollout(est, coarse, fine, start=start, days=days,
+                               seed=est.config_.seed)
+        res.to_dataframe().to_csv(out / "tables" / f"{area}_rollout_skill_{season}.csv")
+        table = lead_summary(res, slice(lo, days))
+        rows.append(table.assign(season=season, start=str(start.date()),
+                                 n_training_days=res.attrs["n_training_days"]))
+        axes = plot_rollout_skill(res)
+        axes[0].figure.suptitle(f"{area} {season}: {days}-day rollout from {start.date()}")
+        rel = f"figures/{area}_rollout_skill_{season}.png"
+        axes[0].figure.savefig(out / rel, dpi=110, bbox_inches="tight")
+        plt.close(axes[0].figure)
+        figs.append((f"Pseudo out-of-data skill by lead day, {season} ({days} days from "
+                     f"{start.date()}, as if the fine record ended there)", rel))
+    if rows:
+        t = pd.concat(rows).reset_index()[["season", "start", "source", "r2", "abs_mean_bias",
+                                           "rmse", "drift", "n_training_days"]]
+        lines += [f"### Rollout skill, lead days {lo}-{days} (log10; pseudo out-of-data: rolled "
+                  "out from inside the fine record, scored against it)", "",
+                  markdown_table(t), ""]
+    rend = pd.Timestamp(rollout["time"].values[-1])
+    ref = bicubic.sel(time=slice(fine_days[0], rend))
+    checks = ood_checks(rollout, fine, ref, var=var, n_pairs=min(n_pairs, 5000),
+                        min_days=min(20, rollout.sizes["time"]))
+    env = checks[["sill", "acf1", "lag1_r2", "sill_inside", "acf1_inside", "lag1_r2_inside"]]
+    env = env.to_dataframe()[lambda d: d["product"] == "rollout"]
+    env.to_csv(out / "tables" / f"{area}_rollout_envelopes.csv")
+    lines += ["### Rolled-out blocks against the fine/coarse envelopes (1 = inside)", "",
+              markdown_table(env.reset_index(drop=True)[["season", "n_days", "sill",
+                                                          "sill_inside", "acf1", "acf1_inside",
+                                                          "lag1_r2", "lag1_r2_inside"]]), ""]
+    axes = plot_ood_checks(checks)
+    rel = f"figures/{area}_rollout_envelopes.png"
+    axes[0].figure.savefig(out / rel, dpi=110, bbox_inches="tight")
+    plt.close(axes[0].figure)
+    figs.append(("Out-of-data checks: sill, lag-1 ACF, ACF and lag R² of the rolled-out blocks "
+                 "against the fine and coarse envelopes", rel))
+    return lines, figs
