@@ -190,8 +190,10 @@ def plot_ood_checks(result: xr.Dataset, axes=None):
         for k, ref in enumerate(("fine", "coarse")):
             e = env.sel(reference=ref)
             lo, hi = e.sel(bound="lower").values, e.sel(bound="upper").values
-            ax.vlines(x + (k - 0.5) * 0.2, lo, hi, color=colours[ref], lw=6, alpha=0.5,
-                      label=f"{ref} envelope")
+            xs = x + (k - 0.5) * 0.2
+            ax.vlines(xs, lo, hi, color=colours[ref], lw=6, alpha=0.5, label=f"{ref} envelope")
+            # an envelope of one block has no length: mark its ends so it still shows
+            ax.plot(np.r_[xs, xs], np.r_[lo, hi], "_", color=colours[ref], ms=12, mew=2)
         pos = prod == "rollout"
         sx = np.array([seasons.index(s) for s in result["season"].values[pos]])
         ax.plot(sx + 0.25, result[stat].values[pos], "o", color=colours["rollout"],
