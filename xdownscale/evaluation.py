@@ -184,8 +184,8 @@ def lead_summary(result: xr.Dataset, leads: Sequence[int] | slice = slice(21, 30
                  space: str = "log10") -> pd.DataFrame:
     """Mean of each score over a range of lead days, one row per source.
 
-    ``abs_mean_bias`` is ``|mean over the leads of the daily bias|`` (the issue's |mean log10
-    bias|); ``r2`` etc. are means over the leads.
+    ``abs_mean_bias`` is the absolute value of the mean over the leads of the daily bias;
+    ``r2`` and the other scores are means over the leads.
     """
     leads = slice(*leads) if isinstance(leads, tuple) else leads
     sub = result.sel(lead=leads, space=space)
