@@ -8,7 +8,8 @@ A saved estimator is a directory:
 * ``<season>.safetensors`` — the weights of each season's modules (safetensors: no code runs
   on load);
 * ``static.safetensors`` — the elevation map on the fine grid;
-* ``history.csv`` — the training history.
+* ``history.csv`` — the training history;
+* ``validation.csv`` — the validation days scored beside the interpolation baselines.
 
 Loading refuses a directory without a manifest or a format version, of a version this package
 does not know, any of whose files is missing, truncated or altered (checksum: the scalers and

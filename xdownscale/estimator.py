@@ -185,7 +185,8 @@ class Downscaler:
 
     def rollout(self, coarse, history=None, start=None, end=None, store=None, members: int = 1,
                 seed: int | None = None, sampler: str | None = None, steps: int | None = None,
-                nan_days: str = "raise"):
+                nan_days: str = "raise", drift_threshold: float | None = 0.1,
+                coarse_consistency: bool = False):
         """Autoregressive downscaling past the end of the fine record.
 
         Seeded with the last ``n_lags`` days of ``history`` before ``start``; each predicted
@@ -193,12 +194,18 @@ class Downscaler:
         path) each day is written as soon as it is done and a rerun resumes at the first
         missing day, giving the same result as an uninterrupted run. A coarse day with NaN is
         refused (``nan_days="raise"``) or left undone (``"skip"``); see the reliability page.
+
+        Each day's domain-mean log10 bias against the coarse driver (minus the seed window's)
+        is checked: past ``drift_threshold`` an ``XDownscaleWarning`` says so (None: never).
+        ``coarse_consistency=True`` ties each day's mean over every coarse cell to the driver
+        before it becomes history (see :mod:`xdownscale.drift`).
         """
         from .rollout import rollout
 
         self._check_fitted("rollout")
         return rollout(self, coarse, history, start=start, end=end, store=store, members=members,
-                       seed=seed, sampler=sampler, steps=steps, nan_days=nan_days)
+                       seed=seed, sampler=sampler, steps=steps, nan_days=nan_days,
+                       drift_threshold=drift_threshold, coarse_consistency=coarse_consistency)
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path) -> None:
@@ -226,6 +233,15 @@ class Downscaler:
         """Fine test days per season (the temporal last 10 % of each season's days)."""
         self._check_fitted("test_days_")
         return {s: plan.test for s, plan in self.plans_.items()}
+
+    def evaluate_rollout(self, coarse, fine, start, days: int = 30, **kwargs) -> xr.Dataset:
+        """Roll out from ``start`` inside the fine record as if the truth ended there, and
+        score each lead day beside the true-history prediction and (bias-corrected) bicubic;
+        see :func:`xdownscale.evaluation.evaluate_rollout` for ``kwargs`` and the result."""
+        from .evaluation import evaluate_rollout
+
+        self._check_fitted("evaluate_rollout")
+        return evaluate_rollout(self, coarse, fine, start=start, days=days, **kwargs)
 
 
 def fit(coarse, fine, elevation=None, model: str = "ddpm", config: DownscaleConfig | None = None,

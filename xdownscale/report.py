@@ -178,6 +178,15 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
         ax = dg_plots().plot_acf(rollout[var], rbic, labels=["rollout", "bicubic coarse"], nlags=nl)
         figs.append(("Figure 9 — out-of-data ACF and PACF",
                      _savefig(ax[0].figure, out, f"{area}_fig9_ood_acf.png")))
+        if rollout.attrs.get("xdownscale_model") in estimators:  # pseudo-OOD skill, envelopes
+            from .evaluation import report_rollout
+
+            more, more_figs = report_rollout(
+                out, area, est=estimators[rollout.attrs["xdownscale_model"]], coarse=coarse,
+                bicubic=bicubic, fine=fine, rollout=rollout, var=var,
+                n_pairs=n_pairs)
+            lines += more
+            figs += more_figs
     for model, est in estimators.items():
         hist = est.history_.reset_index()
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))

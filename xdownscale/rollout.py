@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from ._checks import check_members, check_seed, check_steps
+from .drift import DEFAULT_DRIFT_THRESHOLD, RolloutCheck
 from .errors import ConfigError, LagWindowError, StoreError
 from .prediction import (
     _check_seasons,
@@ -340,7 +341,8 @@ def _write_day(store, i, var, mean, std) -> None:
 
 
 def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1, seed=None,
-            sampler=None, steps=None, nan_days="raise") -> xr.Dataset:
+            sampler=None, steps=None, nan_days="raise", drift_threshold=DEFAULT_DRIFT_THRESHOLD,
+            coarse_consistency=False, check=None) -> xr.Dataset:
     from tqdm.auto import tqdm
 
     members, seed, steps = check_members(members), check_seed(seed), check_steps(steps)
@@ -364,14 +366,19 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
             "day NaN; fill those days, or pass nan_days='skip' to leave them undone (the day "
             "before stands in for them in the history of the days after)."
         )
+    # Drift against the driver, checked (and optionally corrected) day by day: xdownscale.drift.
+    check = check or RolloutCheck(drift_threshold, coarse_consistency=coarse_consistency)
+    check.start(est, coarse_log, seed_buffer, days[0])
     meta = {"xdownscale_rollout_start": str(days[0].date()), "xdownscale_rollout_seed": int(seed),
             "xdownscale_members": int(members), "xdownscale_sampler": sampler,
             "xdownscale_steps": int(steps), "xdownscale_model": est.model,
             "xdownscale_estimator": estimator_fingerprint(est),
             "xdownscale_history": _sha(seed_buffer)}
+    if check.coarse_consistency:  # it changes the numbers; older stores never had it on
+        meta["xdownscale_coarse_consistency"] = 1
     if store is None:
         return _run(est, days, coarse_log, seed_buffer, nan, 0, None, meta, members, sampler,
-                    steps, seed, fusion, tqdm)
+                    steps, seed, fusion, tqdm, check)
     store = Path(store)
     with _StoreLock(store):
         state = _open(store, days, sums, est, var, members, meta)
@@ -380,12 +387,12 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
         buffer = seed_buffer if first == 0 else _rebuild(store, var, done, first, seed_buffer,
                                                          n_lags, cfg.eps)
         _run(est, days, coarse_log, buffer, nan, first, store, meta, members, sampler, steps,
-             seed, fusion, tqdm)
+             seed, fusion, tqdm, check)
     return xr.open_zarr(store).isel(time=slice(0, len(days)))
 
 
 def _run(est, days, coarse_log, buffer, nan, first, store, meta, members, sampler, steps, seed,
-         fusion, tqdm):
+         fusion, tqdm, check):
     cfg, var = est.config_, est.var_
     keep = store is None
     shape = (len(days), est.lat_.size, est.lon_.size)
@@ -401,6 +408,7 @@ def _run(est, days, coarse_log, buffer, nan, first, store, meta, members, sample
         drv = np.asarray(coarse_log.sel(time=[days[i]]).values, np.float32)
         vals = predict_days_array(est, [days[i]], drv, buffer[None], members=members,
                                   sampler=sampler, steps=steps, seed=seed, fusion=fusion)
+        vals = check(days[i], vals, drv[0])
         mean = vals.mean(axis=0)[0].astype(np.float32)
         std = vals.std(axis=0, ddof=1)[0].astype(np.float32) if members > 1 else None
         if keep:

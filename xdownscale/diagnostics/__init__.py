@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .compare import compare
 from .distance import wasserstein
+from .ood import ood_checks
 from .skill import crps, skill
 from .summary import summary
 from .temporal import acf, correlogram, lag_metrics, pacf
@@ -26,5 +27,6 @@ __all__ = [
     "skill",
     "crps",
     "compare",
+    "ood_checks",
 ]
 

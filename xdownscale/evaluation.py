@@ -1,0 +1,312 @@
+"""Pseudo out-of-data evaluation of a rollout: skill by lead day where the truth is known.
+
+Past the end of the fine record a rollout cannot be scored. Inside it, it can: start a rollout
+on a day ``start`` of the fine record *as if the truth ended there* (only the fine days before
+``start`` are given as history), and score day ``start + k - 1`` as lead day ``k``. Beside it,
+for the same days:
+
+* ``true_history``: the same model predicting each day from the true fine history (what the
+  rollout would score if its errors did not feed back);
+* ``bicubic``: the coarse day interpolated to the fine grid (the estimator's regrid method);
+* ``bias_corrected_bicubic``: the same, times ``10**b``, where ``b`` is the mean of
+  ``log10(fine) - log10(bicubic)`` over the season's training days (all pixels).
+
+Scores come from :func:`xdownscale.diagnostics.skill` (per day R², RMSE, MAE, bias, and CRPS
+for ensembles), in log10 and data units, plus the drift of each source against the coarse
+driver (:func:`xdownscale.drift.drift_series`, with the rollout's seed window as reference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .diagnostics._common import field
+from .diagnostics.skill import skill
+from .drift import RolloutCheck, drift_series
+from .errors import ConfigError, TimeAxisError
+from .regrid import regrid_like
+from .seasons import season_of
+from .transforms import log10_transform
+
+__all__ = ["evaluate_rollout", "lead_summary", "plot_rollout_skill", "report_rollout", "SOURCES"]
+
+SOURCES = ("rollout", "true_history", "bicubic", "bias_corrected_bicubic")
+_SCORES = ("r2", "rmse", "mae", "bias", "crps")
+
+
+def _training_log_bias(est, coarse_da, fine_da, season: str) -> float:
+    """Mean of ``log10(fine) - log10(bicubic)`` over the season's training days."""
+    plan = est.plans_[season]
+    days = pd.DatetimeIndex(plan.train).intersection(pd.DatetimeIndex(fine_da["time"].values))
+    if len(days) == 0:
+        return 0.0
+    eps = est.config_.eps
+    bic = regrid_like(coarse_da.sel(time=days), fine_da.isel(time=0, drop=True),
+                      method=est.config_.regrid_method)
+    diff = log10_transform(fine_da.sel(time=days), eps) - log10_transform(bic, eps)
+    return float(diff.mean(skipna=True).compute())
+
+
+def _as_members(check: RolloutCheck, days, like: xr.DataArray) -> xr.DataArray:
+    vals = np.stack(check.members, axis=1)  # (members, days, ny, nx)
+    return xr.DataArray(vals, dims=("member", "time", "lat", "lon"),
+                        coords={"time": days, "lat": like["lat"], "lon": like["lon"]},
+                        name=like.name)
+
+
+def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int = 1,
+                     seed: int | None = None, sampler: str | None = None,
+                     steps: int | None = None, coarse_consistency: bool = False,
+                     drift_threshold: float | None = None, crps: str = "fair",
+                     true_history: xr.Dataset | None = None) -> xr.Dataset:
+    """Roll out from ``start`` as if the fine record ended the day before; score by lead day.
+
+    Parameters
+    ----------
+    est : Downscaler
+        A fitted estimator whose seasons cover the evaluated days.
+    coarse : xarray.Dataset or xarray.DataArray
+        The coarse record on its native grid, covering the evaluated days (and, for the drift
+        reference, the ``n_lags`` days before ``start``).
+    fine : xarray.Dataset or xarray.DataArray
+        The fine record: the truth of the evaluated days and the history before ``start``.
+    start : date-like
+        First rolled-out day; it and the ``days - 1`` days after it must be fine days.
+    days : int
+        Number of lead days.
+    members, seed, sampler, steps
+        As for :meth:`Downscaler.rollout` and :meth:`Downscaler.predict` (both use the same
+        seed, so lead day 1 of the rollout equals the true-history prediction of that day).
+    coarse_consistency : bool
+        Roll out with the coarse-consistency step on (see :mod:`xdownscale.drift`).
+    drift_threshold : float, optional
+        Passed to the rollout's drift warning; None (default) keeps the evaluation quiet.
+    crps : {"fair", "standard"}
+        CRPS estimator, for ``members > 1``.
+    true_history : xarray.Dataset, optional
+        ``est.predict`` of the same days from the true history with the same settings (and
+        ``keep_members=True`` when ``members > 1``), when already made: it is reused rather
+        than predicted again (e.g. when comparing rollouts with and without a correction).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``source`` (:data:`SOURCES`), ``space`` (``log10``, ``data``) and ``lead``
+        (1..days, coordinate ``time(lead)``): ``r2``, ``rmse``, ``mae``, ``bias`` (mean
+        prediction - mean truth) and, with ``members > 1``, ``crps`` for the two model rows;
+        ``drift(source, lead)`` (log10 bias against the driver minus the seed window's).
+        ``attrs`` record the settings and ``n_training_days``, the evaluated days the model
+        was fitted on (a pseudo out-of-data test on training days flatters ``true_history``).
+
+    Raises
+    ------
+    TimeAxisError
+        Some evaluated day is not in the fine record.
+    ConfigError
+        ``days`` < 1.
+    """
+    from .rollout import rollout
+
+    if int(days) < 1:
+        raise ConfigError(f"days must be a positive integer, got {days!r}")
+    var = est.var_
+    fine_da = field(fine, var).transpose("time", "lat", "lon")
+    coarse_da = field(coarse, var).transpose("time", "lat", "lon")
+    start = pd.Timestamp(start).normalize()
+    rdays = pd.date_range(start, periods=int(days), freq="D")
+    missing = rdays.difference(pd.DatetimeIndex(fine_da["time"].values))
+    if len(missing):
+        raise TimeAxisError(
+            f"evaluate_rollout scores every rolled-out day against the fine record, which has "
+            f"no data on {len(missing)} of them (first {missing[0].date()}); choose start and "
+            "days inside the fine record")
+    history = fine_da.sel(time=fine_da["time"] < start.to_datetime64())
+    truth = fine_da.sel(time=rdays)
+
+    n_lags = est.config_.n_lags
+    seed_days = pd.date_range(start - pd.Timedelta(days=n_lags), periods=n_lags, freq="D")
+    # Only the seed window and the evaluated days of the driver are regridded.
+    span = coarse_da.sel(time=slice(seed_days[0], rdays[-1]))
+    check = RolloutCheck(drift_threshold, coarse_consistency=coarse_consistency,
+                         keep_members=members > 1)
+    rolled = rollout(est, span, history, start=rdays[0], end=rdays[-1], members=members,
+                     seed=seed, sampler=sampler, steps=steps, check=check)
+    rolled_da = _as_members(check, rdays, truth) if members > 1 else rolled[var]
+    direct = true_history if true_history is not None else est.predict(
+        coarse_da.sel(time=rdays), history=fine_da, members=members, seed=seed,
+        sampler=sampler, steps=steps, keep_members=members > 1)
+    direct = direct.sel(time=rdays)
+    direct_da = direct[f"{var}_members"].rename(var) if members > 1 else direct[var]
+    bic = regrid_like(coarse_da.sel(time=rdays), fine_da.isel(time=0, drop=True),
+                      method=est.config_.regrid_method)
+    seasons = season_of(rdays)
+    bias = {s: _training_log_bias(est, coarse_da, fine_da, s) for s in np.unique(seasons)}
+    factor = xr.DataArray(10.0 ** np.array([bias[s] for s in seasons]), dims="time",
+                          coords={"time": rdays})
+    preds = {"rollout": rolled_da, "true_history": direct_da, "bicubic": bic,
+             "bias_corrected_bicubic": (bic * factor).astype(bic.dtype)}
+
+    reference = history.sel(time=seed_days)
+    parts, drifts = [], []
+    for pred in preds.values():
+        pred = pred.assign_coords(lat=truth["lat"], lon=truth["lon"])
+        sk = skill(pred, truth, spaces=("log10", "data"), crps=crps)
+        keep = [s for s in _SCORES if s in sk]
+        parts.append(sk[keep])
+        mean = pred.mean("member") if "member" in pred.dims else pred
+        drifts.append(drift_series(mean, span, reference=reference, eps=est.config_.eps,
+                                   method=est.config_.regrid_method))
+    names = np.array(list(preds))  # a plain unicode coordinate (pandas may pick a string dtype)
+    out = xr.concat(parts, dim="source", join="outer", coords="minimal", compat="override")
+    out["drift"] = xr.concat(drifts, dim="source")
+    out = out.assign_coords(source=names)
+    out = out.drop_vars([c for c in out.coords if c not in ("source", "space", "time")])
+    out = out.compute().rename(time="lead").assign_coords(
+        lead=("lead", np.arange(1, len(rdays) + 1), {"units": "days"}), time=("lead", rdays))
+    n_train = sum(int(np.isin(rdays.to_numpy(), np.concatenate(
+        [est.plans_[s].train, est.plans_[s].holdout])).sum()) for s in np.unique(seasons)
+        if s in est.plans_)
+    out.attrs = {
+        "xdownscale_evaluation": "pseudo out-of-data rollout", "start": str(start.date()),
+        "days": int(days), "members": int(members), "model": est.model,
+        "coarse_consistency": int(bool(coarse_consistency)), "n_training_days": n_train,
+        **{f"bicubic_log_bias_{s}": b for s, b in bias.items()},
+    }
+    return out
+
+
+def lead_summary(result: xr.Dataset, leads: Sequence[int] | slice = slice(21, 30),
+                 space: str = "log10") -> pd.DataFrame:
+    """Mean of each score over a range of lead days, one row per source.
+
+    ``abs_mean_bias`` is the absolute value of the mean over the leads of the daily bias;
+    ``r2`` and the other scores are means over the leads.
+    """
+    leads = slice(*leads) if isinstance(leads, tuple) else leads
+    sub = result.sel(lead=leads, space=space)
+    rows = {}
+    for m in sub["source"].values:
+        s = sub.sel(source=m)
+        row = {k: float(s[k].mean("lead")) for k in _SCORES if k in s}
+        row["abs_mean_bias"] = abs(row["bias"])
+        row["drift"] = float(s["drift"].mean("lead"))
+        rows[str(m)] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("source")
+
+
+def plot_rollout_skill(result: xr.Dataset | Sequence[xr.Dataset], *, space: str = "log10",
+                       scores: Sequence[str] = ("r2", "bias", "rmse", "drift"), axes=None,
+                       labels: Sequence[str] | None = None):
+    """Skill against lead day, one line per source (and per result when given several).
+
+    Returns
+    -------
+    numpy.ndarray of matplotlib.axes.Axes
+        One panel per score.
+    """
+    import matplotlib.pyplot as plt
+
+    results = [result] if isinstance(result, xr.Dataset) else list(result)
+    labels = list(labels) if labels is not None else [""] * len(results)
+    if axes is None:
+        _, axes = plt.subplots(1, len(scores), figsize=(3.6 * len(scores), 3.2), squeeze=False)
+    axes = np.asarray(axes).ravel()
+    styles = ["-", "--", ":", "-."]
+    for k, (res, lab) in enumerate(zip(results, labels, strict=True)):
+        for ax, score in zip(axes, scores, strict=False):
+            da = res[score] if score == "drift" else res[score].sel(space=space)
+            for i, m in enumerate(da["source"].values):
+                if k and m in ("bicubic", "bias_corrected_bicubic"):
+                    continue  # the same lines again
+                y = da.sel(source=m)
+                if not np.isfinite(y).any():
+                    continue
+                ax.plot(res["lead"], y, ls=styles[k % len(styles)], color=f"C{i}",
+                        label=f"{m}{' ' + lab if lab else ''}")
+    for ax, score in zip(axes, scores, strict=False):
+        ax.set_xlabel("lead day")
+        unit = "log10" if score == "drift" else space
+        ax.set_title(f"{score} ({unit})")
+        if score in ("bias", "drift"):
+            ax.axhline(0, color="0.6", lw=0.8)
+    axes[0].legend(fontsize="x-small")
+    return axes
+
+
+def _pseudo_window(est, fine_days: pd.DatetimeIndex, season: str, days: int):
+    """The last ``days`` consecutive fine days of ``season`` with ``n_lags`` fine days before."""
+    n_lags = est.config_.n_lags
+    ok = fine_days[season_of(fine_days) == season]
+    have = set(fine_days)
+    for end in ok[::-1]:
+        run = pd.date_range(end - pd.Timedelta(days=days + n_lags - 1), end, freq="D")
+        if all(d in have for d in run) and (season_of(run[n_lags:]) == season).all():
+            return run[n_lags]
+    return None
+
+
+def report_rollout(out, area: str, *, est, coarse, bicubic, fine, rollout, var="DUEXTTAU",
+                   n_pairs: int = 30000, days: int | None = None):
+    """The report's pseudo out-of-data skill (every fitted season) and envelope checks.
+
+    Writes CSV tables and PNG figures under ``out/tables`` and ``out/figures``; returns
+    ``(markdown lines, [(figure title, relative path)])``. ``days`` defaults to the rollout's
+    length, at most 14: each season costs 2 x ``days`` predicted days (a few minutes per
+    season for a ``fast()`` DDPM on a CPU). The summary covers the last third of the leads.
+    """
+    import matplotlib.pyplot as plt
+
+    from .diagnostics.ood import ood_checks, plot_ood_checks
+    from .report import markdown_table
+
+    out = Path(out)
+    days = int(days or min(14, rollout.sizes["time"]))
+    fine_days = pd.DatetimeIndex(fine["time"].values)
+    lo = max(1, days - days // 3 + 1)
+    lines, figs, rows = [], [], []
+    for season in est.seasons_:
+        start = _pseudo_window(est, fine_days, season, days)
+        if start is None:
+            continue
+        res = evaluate_rollout(est, coarse, fine, start=start, days=days,
+                               seed=est.config_.seed)
+        res.to_dataframe().to_csv(out / "tables" / f"{area}_rollout_skill_{season}.csv")
+        table = lead_summary(res, slice(lo, days))
+        rows.append(table.assign(season=season, start=str(start.date()),
+                                 n_training_days=res.attrs["n_training_days"]))
+        axes = plot_rollout_skill(res)
+        axes[0].figure.suptitle(f"{area} {season}: {days}-day rollout from {start.date()}")
+        rel = f"figures/{area}_rollout_skill_{season}.png"
+        axes[0].figure.savefig(out / rel, dpi=110, bbox_inches="tight")
+        plt.close(axes[0].figure)
+        figs.append((f"Pseudo out-of-data skill by lead day, {season} ({days} days from "
+                     f"{start.date()}, as if the fine record ended there)", rel))
+    if rows:
+        t = pd.concat(rows).reset_index()[["season", "start", "source", "r2", "abs_mean_bias",
+                                           "rmse", "drift", "n_training_days"]]
+        lines += [f"### Rollout skill, lead days {lo}-{days} (log10; pseudo out-of-data: rolled "
+                  "out from inside the fine record, scored against it)", "",
+                  markdown_table(t), ""]
+    rend = pd.Timestamp(rollout["time"].values[-1])
+    ref = bicubic.sel(time=slice(fine_days[0], rend))
+    checks = ood_checks(rollout, fine, ref, var=var, n_pairs=min(n_pairs, 5000),
+                        min_days=min(20, rollout.sizes["time"]))
+    env = checks[["sill", "acf1", "lag1_r2", "sill_inside", "acf1_inside", "lag1_r2_inside"]]
+    env = env.to_dataframe()[lambda d: d["product"] == "rollout"]
+    env.to_csv(out / "tables" / f"{area}_rollout_envelopes.csv")
+    lines += ["### Rolled-out blocks against the fine/coarse envelopes (1 = inside)", "",
+              markdown_table(env.reset_index(drop=True)[["season", "n_days", "sill",
+                                                          "sill_inside", "acf1", "acf1_inside",
+                                                          "lag1_r2", "lag1_r2_inside"]]), ""]
+    axes = plot_ood_checks(checks)
+    rel = f"figures/{area}_rollout_envelopes.png"
+    axes[0].figure.savefig(out / rel, dpi=110, bbox_inches="tight")
+    plt.close(axes[0].figure)
+    figs.append(("Out-of-data checks: sill, lag-1 ACF, ACF and lag R² of the rolled-out blocks "
+                 "against the fine and coarse envelopes", rel))
+    return lines, figs
