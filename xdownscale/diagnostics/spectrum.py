@@ -156,7 +156,7 @@ def power_spectrum(
     >>> da = xr.DataArray(np.broadcast_to(wave, (32, 32)), {"lat": lat, "lon": lon},
     ...                   ("lat", "lon"), name="DUEXTTAU")
     >>> ps = power_spectrum(da, log10=False, detrend="mean", window=None)
-    >>> int(np.argmax(ps["power"].values)), round(float(ps["power"].max()), 3)   # annulus 4 of 32 px
+    >>> int(np.argmax(ps["power"].values)), round(float(ps["power"].max()), 3)  # ring 4 of 32 px
     (3, 0.5)
     """
     if detrend not in DETRENDS:
