@@ -11,7 +11,7 @@ from scipy.stats import chi2
 
 import xdownscale  # noqa: F401  (registers the accessors)
 from xdownscale.diagnostics import rank_histogram, skill, spread_skill
-from xdownscale.errors import DimensionError, GridMismatchError
+from xdownscale.errors import ConfigError, DimensionError, GridMismatchError
 
 ENS_DIMS = ("member", "time", "lat", "lon")
 
@@ -148,6 +148,6 @@ def test_plot_rank_histogram_from_fields_and_from_a_result():
     ax2 = plot_rank_histogram(rank_histogram(ens, truth))
     np.testing.assert_allclose([p.get_height() for p in ax2.patches],
                                rank_histogram(ens, truth)["frequency"].values)
-    with pytest.raises(Exception, match="truth"):
+    with pytest.raises(ConfigError, match="truth"):
         plot_rank_histogram(ens)
     plt.close("all")
