@@ -126,6 +126,36 @@ class DustDiagAccessor(_Base):
 
         return plot_map(self._obj, *others, **kwargs)
 
+    def rank_histogram(self, truth, **kwargs):
+        """Rank histogram of the truth among the members; see :func:`xdownscale.diagnostics.rank_histogram`."""
+        from .diagnostics import rank_histogram
+
+        return rank_histogram(self._obj, truth, **kwargs)
+
+    def spread_skill(self, truth, **kwargs):
+        """Spread/skill ratio of an ensemble; see :func:`xdownscale.diagnostics.spread_skill`."""
+        from .diagnostics import spread_skill
+
+        return spread_skill(self._obj, truth, **kwargs)
+
+    def power_spectrum(self, **kwargs):
+        """Radial power spectrum per day; see :func:`xdownscale.diagnostics.power_spectrum`."""
+        from .diagnostics import power_spectrum
+
+        return power_spectrum(self._obj, **kwargs)
+
+    def plot_rank_histogram(self, truth=None, **kwargs):
+        """Plot a rank histogram; see :func:`xdownscale.diagnostics.plots_ensemble.plot_rank_histogram`."""
+        from .diagnostics.plots_ensemble import plot_rank_histogram
+
+        return plot_rank_histogram(self._obj, truth, **kwargs)
+
+    def plot_power_spectrum(self, *others, **kwargs):
+        """Plot power spectra; see :func:`xdownscale.diagnostics.plots_ensemble.plot_power_spectrum`."""
+        from .diagnostics.plots_ensemble import plot_power_spectrum
+
+        return plot_power_spectrum(self._obj, *others, **kwargs)
+
 
 def register() -> None:
     """Register both accessors on Dataset and DataArray (idempotent)."""
