@@ -13,6 +13,7 @@ from . import baselines, pipeline
 from ._modules import SeasonModule, build_small
 from .covariates import CovariateSpec
 from .errors import ConfigError, XDownscaleWarning
+from .fitted import FittedState
 from .patches import DayPatchDataset, patch_starts
 from .seasons import SEASONS, season_of
 from .training import resolve_device, train
@@ -210,21 +211,14 @@ def fit_estimator(est, cfg, coarse, fine, elevation, pretrained=None) -> None:
         modules[season], scalers[season], plans[season] = module, scaler, plan
         histories.append(hist)
 
-    est.config_ = cfg
-    est.modules_ = modules
-    est.scalers_ = scalers
-    est.plans_ = plans
-    est.seasons_ = seasons
-    est.covariate_spec_ = data.spec
-    est.lat_ = data.lat
-    est.lon_ = data.lon
-    est.elevation_ = data.elev_values
-    est.elevation_used_ = data.elev is not None
-    est.coarse_grid_ = {"lat": data.coarse_da["lat"].values, "lon": data.coarse_da["lon"].values}
-    est.var_ = est.var
-    est.attrs_ = dict(data.fine_da.attrs)
-    est.device_ = device
-    est.history_ = pd.concat(histories, ignore_index=True).set_index(["season", "stage", "epoch"])
+    FittedState(
+        config=cfg, var=est.var, seasons=seasons, modules=modules, scalers=scalers, plans=plans,
+        covariate_spec=data.spec, lat=data.lat, lon=data.lon, elevation=data.elev_values,
+        elevation_used=data.elev is not None,
+        coarse_grid={"lat": data.coarse_da["lat"].values, "lon": data.coarse_da["lon"].values},
+        attrs=dict(data.fine_da.attrs), device=device,
+        history=pd.concat(histories, ignore_index=True).set_index(["season", "stage", "epoch"]),
+        validation=None).apply(est)
     est.validation_ = (validation_scores(est, data.coarse_da, data.coarse_on_fine, data.fine_da)
                        if cfg.validation else None)
 

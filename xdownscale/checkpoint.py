@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import CheckpointError
+from .fitted import FittedState
 
 FORMAT = "xdownscale-estimator"
 FORMAT_VERSION = 2  # 2: manifest.json covers every file, estimator.json included
@@ -45,10 +46,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _dates(values) -> list[str]:
-    return [str(pd.Timestamp(v).date()) for v in values]
 
 
 def save(est, path) -> None:
@@ -93,20 +90,7 @@ def _write(est, path: Path) -> None:
         "format_version": FORMAT_VERSION,
         "xdownscale_version": __version__,
         "model": est.model,
-        "var": str(est.var_),
-        "seasons": list(est.seasons_),
-        "config": est.config_.to_dict(),
-        "scalers": {s: sc.to_dict() for s, sc in est.scalers_.items()},
-        "covariate_spec": est.covariate_spec_.to_dict(),
-        "lat": est.lat_.tolist(),
-        "lon": est.lon_.tolist(),
-        "coarse_grid": {k: np.asarray(v).tolist() for k, v in est.coarse_grid_.items()},
-        "attrs": {k: (v if isinstance(v, (str, int, float, bool)) else str(v))
-                  for k, v in est.attrs_.items()},
-        "elevation_used": bool(est.elevation_used_),
-        "plans": {s: {k: _dates(getattr(p, k)) for k in
-                      ("train", "holdout", "val", "test", "small_train", "small_holdout")}
-                  for s, p in est.plans_.items()},
+        **FittedState.of(est).to_dict(),
     }
     est.history_.reset_index().to_csv(path / "history.csv", index=False)
     if getattr(est, "validation_", None) is not None:
@@ -173,10 +157,7 @@ def load(cls, path, device=None):
 
     from ._modules import SeasonModule
     from .config import DownscaleConfig
-    from .covariates import CovariateSpec
-    from .pipeline import SeasonPlan
     from .training import resolve_device
-    from .transforms import Scaler
 
     path = Path(path)
     meta = _read_meta(path)
@@ -196,26 +177,12 @@ def load(cls, path, device=None):
             module.freeze_small()
             modules[season] = module.to(dev).eval()
         static = load_file(str(path / "static.safetensors"))
-        est.config_ = cfg
-        est.modules_ = modules
-        est.scalers_ = {s: Scaler.from_dict(d) for s, d in meta["scalers"].items()}
-        est.seasons_ = list(meta["seasons"])
-        est.covariate_spec_ = CovariateSpec.from_dict(meta["covariate_spec"])
-        est.lat_ = np.asarray(meta["lat"], np.float64)
-        est.lon_ = np.asarray(meta["lon"], np.float64)
-        est.coarse_grid_ = {k: np.asarray(v) for k, v in meta["coarse_grid"].items()}
-        est.elevation_ = static["elevation"].numpy()
-        est.elevation_used_ = meta["elevation_used"]
-        est.var_ = meta["var"]
-        est.attrs_ = meta["attrs"]
-        est.device_ = dev
-        est.plans_ = {s: SeasonPlan(s, *(pd.DatetimeIndex(p[k]).to_numpy() for k in (
-            "train", "holdout", "val", "test", "small_train", "small_holdout")))
-            for s, p in meta["plans"].items()}
-        hist = pd.read_csv(path / "history.csv")
-        est.history_ = hist.set_index(["season", "stage", "epoch"])
-        est.validation_ = (pd.read_csv(path / "validation.csv").set_index(["season", "method"])
-                           if (path / "validation.csv").is_file() else None)
+        validation = (pd.read_csv(path / "validation.csv").set_index(["season", "method"])
+                      if (path / "validation.csv").is_file() else None)
+        FittedState.from_dict(
+            meta, modules=modules, elevation=static["elevation"].numpy(), device=dev,
+            history=pd.read_csv(path / "history.csv").set_index(["season", "stage", "epoch"]),
+            validation=validation).apply(est)
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, OSError) as err:

@@ -130,9 +130,15 @@ class SeasonPlan:
     small_train: np.ndarray  # coarse target days, stage A
     small_holdout: np.ndarray
 
+    DAYS = ("train", "holdout", "val", "test", "small_train", "small_holdout")
+
     def to_dict(self) -> dict:
-        return {k: [str(pd.Timestamp(t).date()) for t in getattr(self, k)]
-                for k in ("train", "holdout", "val", "test")} | {"season": self.season}
+        """Every subset as ISO dates (JSON-ready)."""
+        return {k: [str(pd.Timestamp(t).date()) for t in getattr(self, k)] for k in self.DAYS}
+
+    @classmethod
+    def from_dict(cls, season: str, data: dict) -> SeasonPlan:
+        return cls(season, *(pd.DatetimeIndex(data[k]).to_numpy() for k in cls.DAYS))
 
 
 def _complete(targets: np.ndarray, record: np.ndarray, n_lags: int) -> np.ndarray:
