@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from . import pipeline
+from ._progress import bar as progress_bar
 from ._utils import ensure_dataarray
 from .errors import ConfigError, LagWindowError
 from .predict import predict_day
@@ -81,17 +82,18 @@ def _history_log(est, history) -> xr.DataArray:
 
 
 def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, *, members, sampler,
-                       steps, seed, fusion, origin=(0, 0)) -> np.ndarray:
+                       steps, seed, fusion, origin=(0, 0), progress=False) -> np.ndarray:
     """Predict ``days`` from in-memory log10 arrays: ``coarse_log`` (n, wy, wx) on those days
     and ``hist_log`` (n, n_lags, wy, wx), a window at ``origin`` of the fine grid (the whole
-    grid by default). Returns (members, n, wy, wx) in data units."""
+    grid by default). Returns (members, n, wy, wx) in data units; ``progress`` shows a bar."""
     cfg = est.config_
     static = pipeline.StaticMaps(est.covariate_spec_, est.lat_, est.lon_, est.elevation_)
     wy, wx = np.shape(coarse_log)[-2:]
     window = np.s_[:, origin[0]:origin[0] + wy, origin[1]:origin[1] + wx]
     image_shape = (est.lat_.size, est.lon_.size)
     out = np.empty((members, len(days), wy, wx), np.float32)
-    for i, day in enumerate(pd.DatetimeIndex(days)):
+    for i, day in enumerate(progress_bar(pd.DatetimeIndex(days), desc="predict", unit="day",
+                                         verbose=cfg.verbose and progress)):
         season = str(season_of(pd.DatetimeIndex([day]))[0])
         scaler = est.scalers_[season]
         hist = np.asarray(scaler.transform(hist_log[i]), np.float32)
@@ -133,7 +135,8 @@ def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None
     kwargs = dict(members=members, sampler=sampler, steps=steps, seed=seed, fusion=fusion)
     lazy = coarse_log.chunks is not None or hist_log.chunks is not None
     if not lazy:
-        values = predict_days_array(est, days, coarse_log.values, hist_log.values[index], **kwargs)
+        values = predict_days_array(est, days, coarse_log.values, hist_log.values[index],
+                                    progress=True, **kwargs)
     else:
         values = _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs)
     return _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed)

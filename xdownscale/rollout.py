@@ -11,7 +11,6 @@ seeded per day, an interrupted-and-resumed rollout gives the same numbers as an 
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 import pandas as pd
@@ -93,7 +92,7 @@ def _open_or_create(store, days, est, var, members, meta) -> tuple[int, xr.Datas
 
 def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1, seed=None,
             sampler=None, steps=None) -> xr.Dataset:
-    from tqdm.auto import tqdm
+    from ._progress import bar as progress_bar
 
     sampler, steps, seed, fusion = _resolve(est, members, sampler, steps, seed, None)
     cfg = est.config_
@@ -116,8 +115,8 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
                 log10_transform(done_vals.astype(np.float32), eps=cfg.eps), np.float32)])[-n_lags:]
     means = np.empty((len(days), est.lat_.size, est.lon_.size), np.float32)
     stds = np.empty_like(means) if members > 1 else None
-    bar = tqdm(total=len(days), initial=first, desc="rollout", unit="day",
-               disable=not (cfg.verbose and sys.stderr.isatty()))
+    bar = progress_bar(total=len(days), initial=first, desc="rollout", unit="day",
+                       verbose=cfg.verbose)
     for i in range(first, len(days)):
         day = days[i]
         drv = np.asarray(coarse_log.sel(time=[day]).values, np.float32)
