@@ -201,7 +201,9 @@ def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion
     coords = {"time": days, "lat": tmpl["lat"], "lon": tmpl["lon"]}
     xp = da if isinstance(values, da.Array) else np
     mean = values.mean(axis=0)
-    attrs = {**est.attrs_, "long_name": est.attrs_.get("long_name", str(var)),
+    # the field's description travels, its provenance (source, history) does not: this is ours
+    attrs = {**{k: v for k, v in est.attrs_.items() if k not in _PROVENANCE},
+             "long_name": est.attrs_.get("long_name", str(var)),
              "xdownscale_model": est.model, "xdownscale_sampler": sampler if est.model == "ddpm"
              else "deterministic", "xdownscale_steps": int(steps) if est.model == "ddpm" else 0,
              "xdownscale_fusion": fusion, "xdownscale_members": int(members),
@@ -214,8 +216,14 @@ def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion
     if keep_members:
         ds[f"{var}_members"] = (("member", "time", "lat", "lon"), values, attrs)
         ds = ds.assign_coords(member=np.arange(members))
-    ds.attrs = {"title": "xdownscale prediction", "source": "xdownscale " + _version()}
+    ds.attrs = {"title": "xdownscale prediction", "source": "xdownscale " + _version(),
+                "Conventions": "CF-1.8", "history": f"{pd.Timestamp.now('UTC'):%Y-%m-%dT%H:%M:%SZ}"
+                f" predicted by xdownscale {_version()} ({est.model})"}
+    ds["time"].attrs.update(standard_name="time", long_name="time", axis="T")
     return ds
+
+
+_PROVENANCE = ("source", "history", "title", "references", "comment", "institution")
 
 
 def _version() -> str:
