@@ -45,3 +45,24 @@ def test_outputs_have_valid_units_and_no_input_attrs(units):
         for c in res.coords:
             if "units" in res[c].attrs:
                 cf_units.units.parse_units(res[c].attrs["units"])
+
+
+def test_prediction_files_are_cf_and_do_not_claim_the_inputs_provenance():
+    from types import SimpleNamespace
+
+    from xdownscale.prediction import _to_dataset
+
+    est = SimpleNamespace(var_="DUEXTTAU", model="ddpm", lat_=np.array([0.0, 1.0]),
+                          lon_=np.array([5.0, 6.0, 7.0]),
+                          attrs_={**INPUT_ATTRS, "history": "read from G5NR files"})
+    values = np.random.default_rng(0).random((2, 3, 2, 3)).astype("float32")
+    ds = _to_dataset(est, pd.date_range("2006-07-01", periods=3), values, 2, True, "ddim", 20,
+                     "posthoc", 0)
+    assert ds.attrs["Conventions"].startswith("CF-") and "xdownscale" in ds.attrs["history"]
+    assert ds.attrs["source"].startswith("xdownscale")
+    for v in ds.data_vars:
+        assert "source" not in ds[v].attrs and "history" not in ds[v].attrs
+        cf_units.units.parse_units(ds[v].attrs["units"])
+    assert ds["DUEXTTAU"].attrs["long_name"] == INPUT_ATTRS["long_name"]
+    assert ds["time"].attrs["standard_name"] == "time" and ds["time"].attrs["axis"] == "T"
+    assert ds["lat"].attrs["units"] == "degrees_north"
