@@ -52,3 +52,17 @@ def test_bar_has_an_eta(capsys, monkeypatch):
         pass
     err = capsys.readouterr().err
     assert "phase" in err and "4/4" in err and "<" in err  # elapsed<remaining
+
+
+def test_a_streamed_dataset_gets_an_eta_from_its_first_epoch(capsys, monkeypatch):
+    monkeypatch.delenv(_progress.ENV, raising=False)
+
+    class Stream:  # re-iterable, no len(): like DayPatchDataset
+        def __iter__(self):
+            return iter([torch.ones(2) for _ in range(3)])
+
+    train(Scalar(), _loss, Stream(), None, epochs=2, lr=0.1, weight_decay=0.0, grad_clip=None,
+          plateau_patience=5, early_stop_patience=5, verbose=True, desc="stream")
+    err = capsys.readouterr().err
+    assert "stream 1/2: 3batch" in err.replace("\r", "\n")  # first epoch: a count only
+    assert "3/3" in err  # second epoch: out of a known total, hence an ETA

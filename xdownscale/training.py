@@ -231,17 +231,20 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
 
     rows: list[dict] = []
     best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
+    last_batches = None
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         for data in (train_data, val_data):
             if data is not None and hasattr(data, "set_epoch"):
                 data.set_epoch(epoch - 1)
         lr_now = optimizer.param_groups[0]["lr"]
-        total = len(train_data) if hasattr(train_data, "__len__") else None
+        # a streamed dataset has no len(): the last epoch's batch count gives the ETA
+        total = len(train_data) if hasattr(train_data, "__len__") else last_batches
         with _progress(total, f"{desc} {epoch}/{epochs}", show) as bar:
             module.train()
             train_loss, n = _run_epoch(module, loss_fn, train_data, device, optimizer=optimizer,
                                        grad_clip=grad_clip, scaler=scaler, amp=amp, bar=bar)
+            last_batches = bar.n or None
         if not n:
             raise ConfigError(f"{desc}: train_data yielded no batch at epoch {epoch} (it must "
                               "be re-iterable: a list, DataLoader or dataset, not a generator)")
