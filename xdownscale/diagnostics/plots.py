@@ -100,7 +100,7 @@ def plot_semivariogram(obj, *others, labels: Sequence[str] | None = None, ax=Non
 
     objs = [obj, *others]
     names = _labels(objs, labels)
-    ax = _axes(1, ax)[0]
+    ax = _axes(1, ax, width=6.5, height=4.2)[0]
     twin = ax.twinx() if counts else None
     width = None
     for i, (o, label) in enumerate(zip(objs, names, strict=True)):
@@ -124,7 +124,7 @@ def plot_semivariogram(obj, *others, labels: Sequence[str] | None = None, ax=Non
     if twin is not None:
         twin.set_ylabel("pixel pairs per distance bin")
         lo, hi = twin.get_ylim()
-        twin.set_ylim(0, 3 * hi)  # the bars fill the lower third; the legend sits above them
+        twin.set_ylim(0, 3 * hi)  # the bars fill the lower third, under the curves
         ax.set_zorder(twin.get_zorder() + 1)  # lines above the bars
         ax.patch.set_visible(False)
         ax.twin = twin
@@ -132,7 +132,9 @@ def plot_semivariogram(obj, *others, labels: Sequence[str] | None = None, ax=Non
     transform = res.attrs.get("transform", "none")
     ax.set_ylabel("semivariance" + (" of log10 field" if transform.startswith("log10") else ""))
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small", loc="upper left", framealpha=0.9)
+    # below the axes: inside, the legend would cover curves or count bars, wherever it sat
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+              frameon=False)
     return ax
 
 
