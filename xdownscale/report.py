@@ -190,18 +190,18 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
                  _savefig(fig, out, f"{area}_fig2_maps.png")))
     period = _period(sdays)
     ax = dg_plots().plot_lag_metrics(fine_s, bic_s, labels=[fine_name, f"bicubic {coarse_name}"])
-    ax[0].figure.suptitle(f"Area {area}, {season} days {period}: persistence of the fields")
+    ax[0].figure.suptitle(f"Area {area}, {season} {period}: persistence of the fields")
     figs.append((f"Figure 3 — lag R² and RMSE (log10), {season}",
                  _savefig(ax[0].figure, out, f"{area}_fig3_lags.png")))
     ax = dg_plots().plot_semivariogram(fine_s, coarse_s,
                                        labels=[fine_name, f"{coarse_name}, native grid"],
                                        n_pairs=n_pairs)
-    ax.set_title(f"Area {area}, {season} days {period}: mean daily semivariogram")
+    ax.set_title(f"Area {area}, {season} {period}: mean daily semivariogram")
     figs.append((f"Figure 4 — semivariograms at native resolution (log10), {season}",
                  _savefig(ax.figure, out, f"{area}_fig4_semivariogram.png")))
     ax = dg_plots().plot_acf(fine_s, coarse_s, labels=[fine_name, f"{coarse_name}, native grid"],
                              nlags=16)
-    ax[0].figure.suptitle(f"Area {area}, {season} days {period}: regional-mean series")
+    ax[0].figure.suptitle(f"Area {area}, {season} {period}: regional-mean series")
     figs.append((f"Figure 5 — ACF and PACF of the regional mean, {season}",
                  _savefig(ax[0].figure, out, f"{area}_fig5_acf.png")))
     for model, pred in predictions.items():
@@ -233,14 +233,14 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
         ax = dg_plots().plot_semivariogram(rollout[var], rbic,
                                            labels=["rollout", f"bicubic {coarse_name}"],
                                            n_pairs=n_pairs)
-        ax.set_title(f"Area {area}, out-of-data days {_period(rdays)}: semivariogram")
+        ax.set_title(f"Area {area}, out of the data {_period(rdays)}: semivariogram")
         figs.append(("Figure 8 — out-of-data semivariograms",
                      _savefig(ax.figure, out, f"{area}_fig8_ood_semivariogram.png")))
         nl = max(2, min(15, len(rdays) // 3))
         ax = dg_plots().plot_acf(rollout[var], rbic, labels=["rollout", f"bicubic {coarse_name}"],
                                  nlags=nl)
-        ax[0].figure.suptitle(f"Area {area}, out-of-data days {_period(rdays)}: regional-mean "
-                              f"series ({len(rdays)} days: lags up to {nl} only)")
+        ax[0].figure.suptitle(f"Area {area}, out of the data {_period(rdays)}: regional-mean "
+                              f"series (lags up to {nl} only)")
         figs.append(("Figure 9 — out-of-data ACF and PACF",
                      _savefig(ax[0].figure, out, f"{area}_fig9_ood_acf.png")))
     for model, est in estimators.items():
@@ -268,8 +268,14 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
 
 
 def _period(days) -> str:
+    """"14 days, 2007-06-17 .. 2007-06-30": a season's days of several years are not a span."""
     days = pd.DatetimeIndex(days)
-    return f"{days.min().date()} .. {days.max().date()}" if len(days) else ""
+    if not len(days):
+        return ""
+    years = sorted(set(days.year))
+    when = (f"{days.min().date()} .. {days.max().date()}" if len(years) == 1
+            else f"of {years[0]}–{years[-1]}")
+    return f"({len(days)} days {when})"
 
 
 def dg_plots():
