@@ -30,7 +30,7 @@ class Downscaler:
     Parameters
     ----------
     config : DownscaleConfig, optional
-        Settings; ``DownscaleConfig()`` (the paper's architecture with a 20-step DDIM sampler)
+        Settings; ``DownscaleConfig()`` (the paper's architecture with a 50-step DDIM sampler)
         when omitted.
     model : {"ddpm", "unet", "vae"}
         The large model: the conditional DDPM of the paper, the deterministic U-Net, or the
