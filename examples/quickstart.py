@@ -2,7 +2,7 @@
 
 Run::
 
-    python examples/quickstart.py            # DownscaleConfig.fast(): a few minutes on a laptop
+    python examples/quickstart.py            # DownscaleConfig.fast(): ~15 min on 2 CPU cores
     python examples/quickstart.py --quick    # tiny models, seconds (what CI runs)
 """
 
@@ -38,16 +38,23 @@ def main(argv=None):
     members = 4
     if args.quick:
         days, members = days[:3], 2
-    pred = est.predict(coarse.sel(time=days), history=fine, members=members, seed=0)
+    # keep_members=True keeps each member: the skill then includes the ensemble's CRPS.
+    pred = est.predict(coarse.sel(time=days), history=fine, members=members, keep_members=True,
+                       seed=0)
 
     # 4. Judge it against the truth, next to bicubic interpolation of the coarse field.
     bicubic = coarse.downscale.regrid_like(fine, method="cubic")
     for name, field in (("ddpm", pred), ("bicubic", bicubic.sel(time=days))):
-        scores = field.dustdiag.skill(fine)
-        print(f"{name:8s} R2(log10) = {float(scores.r2_mean.sel(space='log10')):.3f}  "
-              f"RMSE(log10) = {float(scores.rmse_mean.sel(space='log10')):.3f}")
+        scores = field.dustdiag.skill(fine).sel(space="log10")
+        crps = f"  CRPS(log10) = {float(scores.crps_mean):.3f}" if "crps_mean" in scores else ""
+        print(f"{name:8s} R2(log10) = {float(scores.r2_mean):.3f}  "
+              f"RMSE(log10) = {float(scores.rmse_mean):.3f}{crps}")
 
-    axes = pred.dustdiag.plot_map(fine.sel(time=days), labels=["prediction", "truth"])
+    # truth, one member, the ensemble mean, and mean minus truth
+    day = days[len(days) // 2]
+    member = pred["DUEXTTAU_members"].isel(member=0)
+    axes = fine.dustdiag.plot_map(member, pred, time=day, difference=(0, 2),
+                                  labels=["truth", "member 1", f"mean of {members}"])
     axes[0].figure.savefig(args.out, dpi=100, bbox_inches="tight")
     print(f"map saved to {args.out}")
     return pred

@@ -13,7 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import xdownscale  # noqa: E402, F401  (registers the accessors)
 from xdownscale.diagnostics import compare, lag_metrics, semivariogram, skill  # noqa: E402
-from xdownscale.diagnostics.plots import plot_map  # noqa: E402
+from xdownscale.diagnostics.plots import (  # noqa: E402
+    plot_lag_metrics,
+    plot_map,
+    plot_semivariogram,
+)
 from xdownscale.errors import ConfigError  # noqa: E402
 
 VARIO = {"n_pairs": 800, "max_dist_km": 300, "n_bins": 6}
@@ -53,7 +57,8 @@ def test_plot_semivariogram_overlays_curves_fits_and_counts():
 def test_plot_acf_and_lag_metrics_panels():
     truth, pred = _fields()
     axs = truth.dustdiag.plot_acf(pred, labels=["a", "b"])
-    assert len(axs) == 2 and [a.get_title() for a in axs] == ["ACF", "PACF"]
+    assert len(axs) == 2 and [a.get_title().split()[0] for a in axs] == ["ACF", "PACF"]
+    assert "40 days" in axs[0].get_title()  # how much data the correlogram rests on
     assert [t.get_text() for t in axs[0].get_legend().get_texts()] == ["a", "b"]
     axs = truth.dustdiag.plot_lag_metrics(pred, max_lag=4)
     assert len(axs) == 2
@@ -65,7 +70,7 @@ def test_plot_acf_and_lag_metrics_panels():
 def test_plot_map_difference_panel_only_on_a_shared_grid():
     truth, pred = _fields(n_days=2)
     axs = truth.dustdiag.plot_map(pred, labels=["truth", "pred"])
-    assert len(axs) == 3 and axs[-1].get_title() == "pred − truth"
+    assert len(axs) == 3 and axs[-1].get_title() == "pred − truth\n2006-06-01"
     coarse = truth.coarsen(lat=2, lon=2).mean()
     axs = plot_map(coarse, pred)
     assert len(axs) == 2
@@ -96,3 +101,29 @@ def test_compare_assembles_tables_and_figures():
     assert list(ood["dataset"].values) == ["prediction", "MERRA-2"]
     with pytest.raises(ConfigError):
         compare(truth, pred, season="summer")
+
+
+def test_figures_are_readable_without_a_caption():
+    truth, pred = _fields(n_days=12)
+    truth["DUEXTTAU"].attrs.update(long_name="dust extinction AOD", units="1")
+    coarse = truth.coarsen(lat=2, lon=2).mean(keep_attrs=True)
+    axs = plot_map(truth, coarse, labels=["fine", "coarse"])
+    bar_labels = [a.get_ylabel() for a in axs[0].figure.axes if a not in axs]
+    assert bar_labels[0] == "log10 dust extinction AOD"  # long_name, the log made explicit
+    assert axs[0].get_xlim() == axs[1].get_xlim() and axs[0].get_ylim() == axs[1].get_ylim()
+    assert "2006-06-01" in axs[0].get_title()
+    # R2 error bars stop at 1; lag and epoch axes get integer ticks
+    axs = plot_lag_metrics(truth, pred, max_lag=3)
+    tops = [seg[:, 1].max() for coll in axs[0].collections for seg in coll.get_segments()]
+    assert max(tops) <= 1.0 + 1e-12
+    ticks = axs[0].get_xticks()
+    assert np.allclose(ticks, np.round(ticks))
+
+
+def test_semivariogram_flags_a_range_at_its_bound():
+    truth, _ = _fields(n_days=3)
+    res = semivariogram(truth, **VARIO)
+    res["range"] = res["range"] * 0 + VARIO["max_dist_km"]
+    res["range_at_bound"] = res["range"] >= VARIO["max_dist_km"]
+    ax = plot_semivariogram(res, labels=["x"])
+    assert any("bound" in line.get_label() for line in ax.get_lines())

@@ -150,3 +150,54 @@ def test_alignment_and_errors():
         skill(p, t, spaces=["ln"])
     with pytest.raises(DimensionError, match="member"):
         crps(p, t)
+
+
+def test_keep_members_dataset_gives_crps_and_keeps_the_mean_scores():
+    p, t = _pair(n_days=3, ny=4, nx=5, members=4)
+    ens = p["DUEXTTAU"].transpose("member", "time", "lat", "lon")
+    as_written = xr.Dataset({"DUEXTTAU": ens.mean("member"), "DUEXTTAU_members": ens,
+                             "DUEXTTAU_std": ens.std("member", ddof=1)})
+    res = as_written.dustdiag.skill(t)
+    assert {"crps", "crps_mean", "ssr", "spread"} <= set(res.data_vars)
+    assert np.isfinite(res["ssr"].sel(space="log10")).all()
+    # CRPS from the members equals scoring the member dim directly
+    direct = skill(p, t)
+    xr.testing.assert_allclose(res["crps"], direct["crps"])
+    # the deterministic scores judge the written mean, as without the members
+    plain = skill(as_written[["DUEXTTAU"]], t)
+    xr.testing.assert_allclose(res["rmse"], plain["rmse"])
+
+
+def test_dim_time_gives_a_skill_map():
+    p, t = _pair(n_days=6, ny=3, nx=5)
+    res = skill(p, t, dim="time", spaces=["data"]).sel(space="data")
+    assert res["rmse"].dims == ("lat", "lon") and "rmse_mean" not in res
+    a, b = p["DUEXTTAU"].values[:, 1, 2], t["DUEXTTAU"].values[:, 1, 2]
+    assert float(res["rmse"][1, 2]) == pytest.approx(np.sqrt(np.mean((a - b) ** 2)))
+    assert np.isnan(res["rmse"][0, 0])  # truth missing on every day there
+
+
+def test_weights_are_a_weighted_mean_and_skipna():
+    p, t = _pair(n_days=2, ny=5, nx=5)
+    w = np.cos(np.deg2rad(t["lat"]))
+    res = skill(p, t, weights=w, spaces=["data"]).sel(space="data").isel(time=0)
+    a, b = p["DUEXTTAU"].values[0], t["DUEXTTAU"].values[0]
+    ww = np.broadcast_to(w.values[:, None], a.shape)
+    ok = np.isfinite(a) & np.isfinite(b)
+    assert float(res["mae"]) == pytest.approx(np.average(np.abs(a - b)[ok], weights=ww[ok]))
+    assert float(res["bias"]) == pytest.approx(
+        np.average(a[ok], weights=ww[ok]) - np.average(b[ok], weights=ww[ok]))
+    strict = skill(p, t, skipna=False)
+    assert strict["rmse"].isnull().all()  # every day has a missing pixel
+    with pytest.raises(ConfigError, match="non-negative"):
+        skill(p, t, weights=-w)
+
+
+def test_scores_carry_cf_attributes():
+    p, t = _pair(n_days=2)
+    t["DUEXTTAU"].attrs.update(units="1", long_name="dust AOD", source="G5NR")
+    res = skill(p, t)
+    for v in res.data_vars:
+        assert "long_name" in res[v].attrs, v
+        assert res[v].attrs.get("units") == "1", v
+        assert "source" not in res[v].attrs

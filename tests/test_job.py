@@ -14,7 +14,7 @@ from xdownscale.cli import main
 from xdownscale.errors import ConfigError
 from xdownscale.runconfig import load_run_config
 
-ATTRS = {"long_name": "Dust Extinction AOT [550 nm]", "units": "1"}
+ATTRS = {"long_name": "Dust Extinction AOT [550 nm]", "units": "1", "source": "GEOS-5 (file)"}
 
 
 def _field(times, lat, lon, rng):
@@ -125,3 +125,28 @@ def test_version_and_help(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip()
     assert main([]) == 2
+
+
+def test_ensemble_run_scores_crps_and_labels_from_the_data(run_dir):
+    raw = yaml.safe_load((run_dir / "run.yaml").read_text())
+    raw.update(models=["ddpm"], predict={"members": 2})
+    raw["overrides"].update(timesteps=20, sample_steps=2)
+    (run_dir / "ens.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["run", str(run_dir / "ens.yaml")]) == 0
+    out = run_dir / "out"
+    skill = pd.read_csv(out / "tables" / "T_table3_skill.csv")
+    ddpm = skill[skill["model"] == "ddpm"]
+    assert np.isfinite(ddpm["crps"]).all() and np.isfinite(ddpm["ssr"]).all()
+    report = (out / "report.md").read_text()
+    assert "-like" not in report and "fine (G5NR)" in report and "coarse (MERRA-2)" in report
+    t1 = pd.read_csv(out / "tables" / "T_table1_summary.csv")
+    assert {"fine (G5NR)", "coarse (MERRA-2)"} == set(t1["product"])
+    with xr.open_dataset(out / "predictions" / "T_ddpm_test.nc") as pred:
+        assert "DUEXTTAU_members" in pred and pred.sizes["member"] == 2
+        assert pred.attrs["Conventions"].startswith("CF-") and "xdownscale" in pred.attrs["history"]
+        assert pred["time"].attrs["standard_name"] == "time"
+        assert "source" not in pred["DUEXTTAU"].attrs
+        assert pred["DUEXTTAU"].encoding.get("zlib") or pred["DUEXTTAU"].encoding.get(
+            "compression")
+    stages = [r["stage"] for r in yaml.safe_load((out / "timings.json").read_text())]
+    assert "fit ddpm" in stages and "diagnostics and report" in stages

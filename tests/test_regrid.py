@@ -373,3 +373,25 @@ def test_missing_xesmf_error_reads_well():
     msg = str(err.value)
     assert "conda install -c conda-forge xesmf" in msg and "backend='numpy'" in msg
     assert isinstance(err.value, ImportError)
+
+
+def test_regridder_keeps_weights_and_matches_regrid_like():
+    from xdownscale.regrid import Regridder
+
+    rng = np.random.default_rng(3)
+    src = xr.DataArray(rng.random((3, 7, 9)), dims=("time", "lat", "lon"),
+                       coords={"time": [0, 1, 2], "lat": np.linspace(20, 26, 7),
+                               "lon": np.linspace(40, 48, 9)})
+    dst = xr.Dataset(coords={"lat": np.linspace(21, 25, 13), "lon": np.linspace(41, 47, 11)})
+    regridder = Regridder(src, dst, "bilinear")
+    assert regridder.method == "linear" and "(7, 9) -> (13, 11)" in repr(regridder)
+    weights = regridder.weights
+    for field in (src, 3 * src + 1):
+        xr.testing.assert_identical(regridder(field), regrid_like(field, dst, method="linear"))
+    assert regridder.weights is weights  # built once
+    xr.testing.assert_identical(regrid_like(src, dst, method="nearest_s2d"),
+                                regrid_like(src, dst, method="nearest"))
+    with pytest.raises(GridMismatchError, match="another"):
+        regridder(src.isel(lat=slice(1, None)))
+    with pytest.raises(ConfigError, match="alias"):
+        Regridder(src, dst, "patch")

@@ -29,6 +29,7 @@ _LAZY = {
     "open_g5nr": ".io",
     "open_elevation": ".io",
     "regrid_like": ".regrid",
+    "Regridder": ".regrid",
     "patch_starts": ".patches",
     "stitch": ".stitch",
     "DownscaleConfig": ".config",

@@ -8,6 +8,7 @@ picks up where it stopped and finishes cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -54,8 +55,28 @@ def log(msg: str) -> None:
 
 def _atomic_netcdf(ds: xr.Dataset, path: Path) -> None:
     tmp = path.with_suffix(".tmp.nc")
-    ds.to_netcdf(tmp)
+    # compressed: a prediction file with members is otherwise several times the input's size
+    encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars
+                if ds[v].dtype.kind == "f"}
+    ds.to_netcdf(tmp, encoding=encoding)
     os.replace(tmp, path)
+
+
+class Timings:
+    """Wall time per stage of the job, logged and kept in ``timings.json`` of the output."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / "timings.json"
+        self.rows: list[dict] = []
+
+    @contextlib.contextmanager
+    def stage(self, area: str, name: str):
+        t0 = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - t0
+        self.rows.append({"area": area, "stage": name, "seconds": round(seconds, 1)})
+        log(f"{area} {name}: {seconds:.0f} s")
+        save_json(self.path, self.rows)
 
 
 def _cached(path: Path, make: Callable[[], xr.Dataset]) -> xr.Dataset:
@@ -101,15 +122,20 @@ def run_job(spec: JobSpec) -> Path:
         client = Client(spec.scheduler)
         log(f"connected to the dask scheduler at {spec.scheduler}")
     sections = []
+    timings = Timings(out)
     try:
         for area in spec.areas:
             log(f"{area}: loading data")
-            coarse, fine, elev = spec.load(area)
-            fine_da = fine[spec.var] if isinstance(fine, xr.Dataset) else fine
-            bicubic = regrid_like(coarse, fine_da.isel(time=0, drop=True), method="cubic")
+            with timings.stage(area, "load data"):
+                coarse, fine, elev = spec.load(area)
+                fine_da = fine[spec.var] if isinstance(fine, xr.Dataset) else fine
+                bicubic = regrid_like(coarse, fine_da.isel(time=0, drop=True), method="cubic")
             ests, preds = {}, {}
             for model in spec.models:
-                est = _fit_or_load(spec, area, model, coarse, fine, elev)
+                # Stage A is the same small model for every model of an area and could be fitted
+                # once and shared; that lives in the fitting code (_fit.py), not here.
+                with timings.stage(area, f"fit {model}"):
+                    est = _fit_or_load(spec, area, model, coarse, fine, elev)
                 ests[model] = est
                 test_days = np.sort(np.concatenate(list(est.test_days_.values())))
                 path = out / "predictions" / f"{area}_{model}_test.nc"
@@ -120,21 +146,26 @@ def run_job(spec: JobSpec) -> Path:
                 kw = dict(spec.predict)
                 if model != "ddpm":
                     kw["members"] = 1
+                # the members give the CRPS of Table 3 and the member map of Figure 6
+                kw.setdefault("keep_members", kw.get("members", 1) > 1)
                 t0 = time.perf_counter()
-                pred = est.predict(coarse.sel(time=test_days), history=fine, **kw)
-                pred = pred.load()
+                with timings.stage(area, f"predict {model} ({test_days.size} test days)"):
+                    pred = est.predict(coarse.sel(time=test_days), history=fine, **kw)
+                    pred = pred.load()
                 pred.attrs["seconds_per_day"] = (time.perf_counter() - t0) / max(1, test_days.size)
                 _atomic_netcdf(pred, path)
                 preds[model] = pred
             roll = None
             if ests:
                 rmodel = "ddpm" if "ddpm" in ests else next(iter(ests))
-                roll = _rollout(spec, area, ests[rmodel], coarse, fine, rmodel)
+                with timings.stage(area, f"rollout {rmodel}"):
+                    roll = _rollout(spec, area, ests[rmodel], coarse, fine, rmodel)
             log(f"{area}: diagnostics and figures")
-            sections.append(report.area_section(
-                out, area, coarse=coarse, bicubic=bicubic, fine=fine_da, elevation=elev,
-                estimators=ests, predictions=preds, rollout=roll, var=spec.var,
-                n_pairs=spec.n_pairs))
+            with timings.stage(area, "diagnostics and report"):
+                sections.append(report.area_section(
+                    out, area, coarse=coarse, bicubic=bicubic, fine=fine_da, elevation=elev,
+                    estimators=ests, predictions=preds, rollout=roll, var=spec.var,
+                    n_pairs=spec.n_pairs, products={"fine": fine, "coarse": coarse}))
     finally:
         if client is not None:
             client.close()

@@ -26,6 +26,7 @@ import xarray as xr
 
 from . import pipeline
 from ._checks import check_coarse, check_history, check_members, check_seed, check_steps
+from ._progress import bar as progress_bar
 from ._utils import ensure_dataarray
 from .errors import ConfigError, LagWindowError
 from .predict import predict_day
@@ -84,17 +85,18 @@ def _history_log(est, history) -> xr.DataArray:
 
 
 def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, *, members, sampler,
-                       steps, seed, fusion, origin=(0, 0)) -> np.ndarray:
+                       steps, seed, fusion, origin=(0, 0), progress=False) -> np.ndarray:
     """Predict ``days`` from in-memory log10 arrays: ``coarse_log`` (n, wy, wx) on those days
     and ``hist_log`` (n, n_lags, wy, wx), a window at ``origin`` of the fine grid (the whole
-    grid by default). Returns (members, n, wy, wx) in data units."""
+    grid by default). Returns (members, n, wy, wx) in data units; ``progress`` shows a bar."""
     cfg = est.config_
     static = pipeline.StaticMaps(est.covariate_spec_, est.lat_, est.lon_, est.elevation_)
     wy, wx = np.shape(coarse_log)[-2:]
     window = np.s_[:, origin[0]:origin[0] + wy, origin[1]:origin[1] + wx]
     image_shape = (est.lat_.size, est.lon_.size)
     out = np.empty((members, len(days), wy, wx), np.float32)
-    for i, day in enumerate(pd.DatetimeIndex(days)):
+    for i, day in enumerate(progress_bar(pd.DatetimeIndex(days), desc="predict", unit="day",
+                                         verbose=cfg.verbose and progress)):
         season = str(season_of(pd.DatetimeIndex([day]))[0])
         scaler = est.scalers_[season]
         hist = np.asarray(scaler.transform(hist_log[i]), np.float32)
@@ -135,7 +137,8 @@ def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None
     kwargs = dict(members=members, sampler=sampler, steps=steps, seed=seed, fusion=fusion)
     lazy = coarse_log.chunks is not None or hist_log.chunks is not None
     if not lazy:
-        values = predict_days_array(est, days, coarse_log.values, hist_log.values[index], **kwargs)
+        values = predict_days_array(est, days, coarse_log.values, hist_log.values[index],
+                                    progress=True, **kwargs)
     else:
         values = _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs)
     return _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed)
@@ -200,7 +203,9 @@ def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion
     coords = {"time": days, "lat": tmpl["lat"], "lon": tmpl["lon"]}
     xp = da if isinstance(values, da.Array) else np
     mean = values.mean(axis=0)
-    attrs = {**est.attrs_, "long_name": est.attrs_.get("long_name", str(var)),
+    # the field's description travels, its provenance (source, history) does not: this is ours
+    attrs = {**{k: v for k, v in est.attrs_.items() if k not in _PROVENANCE},
+             "long_name": est.attrs_.get("long_name", str(var)),
              "xdownscale_model": est.model, "xdownscale_sampler": sampler if est.model == "ddpm"
              else "deterministic", "xdownscale_steps": int(steps) if est.model == "ddpm" else 0,
              "xdownscale_fusion": fusion, "xdownscale_members": int(members),
@@ -213,8 +218,14 @@ def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion
     if keep_members:
         ds[f"{var}_members"] = (("member", "time", "lat", "lon"), values, attrs)
         ds = ds.assign_coords(member=np.arange(members))
-    ds.attrs = {"title": "xdownscale prediction", "source": "xdownscale " + _version()}
+    ds.attrs = {"title": "xdownscale prediction", "source": "xdownscale " + _version(),
+                "Conventions": "CF-1.8", "history": f"{pd.Timestamp.now('UTC'):%Y-%m-%dT%H:%M:%SZ}"
+                f" predicted by xdownscale {_version()} ({est.model})"}
+    ds["time"].attrs.update(standard_name="time", long_name="time", axis="T")
     return ds
+
+
+_PROVENANCE = ("source", "history", "title", "references", "comment", "institution")
 
 
 def _version() -> str:

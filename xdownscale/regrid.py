@@ -24,6 +24,10 @@ Methods
 ``"conservative"``
     Area-weighted mean of the overlapping source cells (exact spherical cell areas),
     NaN-aware: the fine-to-coarse operator.
+
+xESMF's names ``"bilinear"``, ``"nearest_s2d"`` and ``"conservative_normed"`` are accepted
+as aliases of ``"linear"``, ``"nearest"`` and ``"conservative"``. For many fields on the same
+pair of grids, build a :class:`Regridder` once: it keeps the weights, as xESMF's does.
 """
 
 from __future__ import annotations
@@ -53,9 +57,13 @@ from .errors import (
     MissingVariableError,
 )
 
-__all__ = ["regrid_like", "METHODS", "_interp_matrix", "_bin_mean_matrices", "_apply_separable"]
+__all__ = ["regrid_like", "Regridder", "METHODS", "ALIASES", "_interp_matrix",
+           "_bin_mean_matrices", "_apply_separable"]
 
 METHODS = INTERP_METHODS + AGG_METHODS
+#: xESMF's method names, accepted for ours: ``"bilinear"``, ``"nearest_s2d"`` (source to
+#: destination: the nearest source centre), ``"conservative_normed"`` (NaN-aware, as ours).
+ALIASES = {"bilinear": "linear", "nearest_s2d": "nearest", "conservative_normed": "conservative"}
 _XESMF_METHODS = {"linear": "bilinear", "nearest": "nearest_s2d",
                   "conservative": "conservative_normed"}
 
@@ -201,7 +209,8 @@ def regrid_like(source: xr.Dataset | xr.DataArray, target: xr.Dataset | xr.DataA
     target : xarray.Dataset or xarray.DataArray
         Only its latitude/longitude coordinates are used.
     method : {"cubic", "linear", "nearest", "spline", "mean", "conservative"}
-        See the module docstring.
+        See the module docstring; xESMF's ``"bilinear"``, ``"nearest_s2d"`` and
+        ``"conservative_normed"`` are aliases.
     var : hashable, optional
         Regrid only this data variable of a Dataset.
     extrapolate : bool, default False
@@ -248,42 +257,122 @@ def regrid_like(source: xr.Dataset | xr.DataArray, target: xr.Dataset | xr.DataA
     >>> regrid_like(src, dst, method="linear").values
     array([[6.5, 8.5]])
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown regrid method {method!r}; expected one of {METHODS}")
+    method = ALIASES.get(method, method)
     if backend not in ("numpy", "xesmf"):
         raise ConfigError(f"unknown regrid backend {backend!r}; expected 'numpy' or 'xesmf'")
-    if not isinstance(source, xr.Dataset | xr.DataArray) or not isinstance(
-            target, xr.Dataset | xr.DataArray):
+    source = _select(source, var)
+    regridder = Regridder(source, target, method, extrapolate=extrapolate)
+    if backend == "xesmf":
+        return _regrid_xesmf(source, target, method, keep_attrs)
+    return regridder(source, keep_attrs=keep_attrs)
+
+
+def _select(source, var):
+    if not isinstance(source, xr.Dataset | xr.DataArray):
         raise TypeError("source and target must be xarray Datasets or DataArrays")
     if var is not None and isinstance(source, xr.Dataset):
         if var not in source.data_vars:
             raise MissingVariableError(f"variable {var!r} not in the source; it has "
                                        f"{sorted(map(str, source.data_vars))}")
         source = source[[var]]
-    lat_s, lon_s = get_latlon_names(source)
-    lat_t, lon_t = get_latlon_names(target)
-    ys, xs = _axis_values(source, lat_s, "source"), _axis_values(source, lon_s, "source")
-    yt, xt = _axis_values(target, lat_t, "target"), _axis_values(target, lon_t, "target")
-    wy = _axis_matrix(ys, yt, method, "latitude", extrapolate)
-    wx = _axis_matrix(xs, xt, method, "longitude", extrapolate)
-    target_coords = {lat_t: _target_coord(target, lat_t), lon_t: _target_coord(target, lon_t)}
-    if backend == "xesmf":
-        return _regrid_xesmf(source, target, method, keep_attrs)
+    return source
 
-    if isinstance(source, xr.DataArray):
-        return _regrid_dataarray(source, lat_s, lon_s, target_coords, wy, wx, method, keep_attrs)
-    out_vars = {}
-    for name, da in source.data_vars.items():
-        spatial = {lat_s, lon_s} & set(da.dims)
-        if spatial == {lat_s, lon_s}:
-            out_vars[name] = _regrid_dataarray(da, lat_s, lon_s, target_coords, wy, wx, method,
-                                               keep_attrs)
-        elif not spatial:
-            out_vars[name] = da
-    other = {k: v for k, v in source.coords.items() if not set(v.dims) & {lat_s, lon_s}}
-    out = xr.Dataset(out_vars, coords={**other, **target_coords})
-    out.attrs = {**(source.attrs if keep_attrs else {}), "regrid_method": method}
-    return out
+
+class Regridder:
+    """Regridding weights from one latitude/longitude grid to another, built once.
+
+    The xESMF habit: build the regridder for a pair of grids, then call it on every field on
+    the source grid (other variables, other years) without recomputing the weights, which
+    :func:`regrid_like` does on each call.
+
+    Parameters
+    ----------
+    source, target : xarray.Dataset or xarray.DataArray
+        Only their latitude/longitude coordinates are used (found by name or CF attributes).
+    method : str, default "cubic"
+        One of :data:`METHODS` or an xESMF name in :data:`ALIASES`.
+    extrapolate : bool, default False
+        As for :func:`regrid_like`.
+
+    Raises
+    ------
+    ConfigError
+        Unknown method.
+    ExtrapolationError, DimensionError, GridMismatchError
+        As for :func:`regrid_like`.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> src = xr.DataArray(np.arange(16.0).reshape(4, 4), dims=("lat", "lon"),
+    ...                    coords={"lat": [0.0, 1, 2, 3], "lon": [0.0, 1, 2, 3]})
+    >>> dst = xr.Dataset(coords={"lat": [1.5], "lon": [0.5, 2.5]})
+    >>> regridder = Regridder(src, dst, "bilinear")
+    >>> regridder
+    Regridder(method='linear', (4, 4) -> (1, 2))
+    >>> regridder(2 * src).values
+    array([[13., 17.]])
+    """
+
+    def __init__(self, source, target, method: str = "cubic", *, extrapolate: bool = False):
+        method = ALIASES.get(method, method)
+        if method not in METHODS:
+            raise ConfigError(f"unknown regrid method {method!r}; expected one of {METHODS} "
+                              f"or an xESMF alias {sorted(ALIASES)}")
+        if not isinstance(source, xr.Dataset | xr.DataArray) or not isinstance(
+                target, xr.Dataset | xr.DataArray):
+            raise TypeError("source and target must be xarray Datasets or DataArrays")
+        self.method = method
+        lat_s, lon_s = get_latlon_names(source)
+        lat_t, lon_t = get_latlon_names(target)
+        self._ys, self._xs = _axis_values(source, lat_s, "source"), _axis_values(source, lon_s,
+                                                                                 "source")
+        yt, xt = _axis_values(target, lat_t, "target"), _axis_values(target, lon_t, "target")
+        self.weights = (_axis_matrix(self._ys, yt, method, "latitude", extrapolate),
+                        _axis_matrix(self._xs, xt, method, "longitude", extrapolate))
+        self._target_coords = {lat_t: _target_coord(target, lat_t),
+                               lon_t: _target_coord(target, lon_t)}
+
+    def __repr__(self) -> str:
+        (wy, wx) = self.weights
+        return (f"Regridder(method={self.method!r}, ({wy.shape[1]}, {wx.shape[1]}) -> "
+                f"({wy.shape[0]}, {wx.shape[0]}))")
+
+    def __call__(self, source: xr.Dataset | xr.DataArray, *, var: Hashable | None = None,
+                 keep_attrs: bool = True) -> xr.Dataset | xr.DataArray:
+        """Regrid ``source`` (on the grid this regridder was built for) to the target grid.
+
+        Parameters and returns as for :func:`regrid_like`.
+
+        Raises
+        ------
+        GridMismatchError
+            ``source`` is not on the grid the weights were built for.
+        """
+        source = _select(source, var)
+        lat_s, lon_s = get_latlon_names(source)
+        for dim, ref in ((lat_s, self._ys), (lon_s, self._xs)):
+            got = _axis_values(source, dim, "source")
+            if got.shape != ref.shape or not np.allclose(got, ref, rtol=0, atol=1e-9):
+                raise GridMismatchError(
+                    f"this Regridder was built for another {dim!r} grid ({ref.size} values "
+                    f"from {ref[0]:g}, got {got.size} from {got[0]:g}); build one for this grid")
+        wy, wx = self.weights
+        method, coords = self.method, self._target_coords
+        if isinstance(source, xr.DataArray):
+            return _regrid_dataarray(source, lat_s, lon_s, coords, wy, wx, method, keep_attrs)
+        out_vars = {}
+        for name, da in source.data_vars.items():
+            spatial = {lat_s, lon_s} & set(da.dims)
+            if spatial == {lat_s, lon_s}:
+                out_vars[name] = _regrid_dataarray(da, lat_s, lon_s, coords, wy, wx, method,
+                                                   keep_attrs)
+            elif not spatial:
+                out_vars[name] = da
+        other = {k: v for k, v in source.coords.items() if not set(v.dims) & {lat_s, lon_s}}
+        out = xr.Dataset(out_vars, coords={**other, **coords})
+        out.attrs = {**(source.attrs if keep_attrs else {}), "regrid_method": method}
+        return out
 
 
 def _target_coord(target: xr.Dataset | xr.DataArray, dim: Hashable) -> xr.Variable:

@@ -50,6 +50,33 @@ def _table(df: pd.DataFrame, out: Path, name: str) -> str:
     return f"tables/{name}"
 
 
+def product_label(obj, role: str) -> str:
+    """A short name of a product from its own metadata: ``"fine (G5NR)"``, else ``role``.
+
+    The readers record the product they read (``xdownscale_product``); data from elsewhere
+    may say it in ``short_name`` or ``product``. Nothing is assumed: data that do not say
+    what they are are called by their role only.
+    """
+    attrs = getattr(obj, "attrs", {})
+    name = attrs.get("xdownscale_product") or attrs.get("short_name") or attrs.get("product")
+    return f"{role} ({name})" if name else role
+
+
+def _describe_product(obj, role: str) -> str:
+    attrs = getattr(obj, "attrs", {})
+    parts = [f"**{product_label(obj, role)}**"]
+    for key in ("title", "source", "comment"):
+        if attrs.get(key):
+            parts.append(f"{key}: {attrs[key]}")
+    return "- " + "; ".join(parts)
+
+
+def _extent(da: xr.DataArray) -> str:
+    lat, lon = np.asarray(da["lat"]), np.asarray(da["lon"])
+    return (f"lat {lat.min():.2f}–{lat.max():.2f} °N, lon {lon.min():.2f}–{lon.max():.2f} °E "
+            f"(fine pixel centres; {lat.size} × {lon.size} pixels)")
+
+
 def _season_sel(da: xr.DataArray, season: str) -> xr.DataArray:
     return da.isel(time=np.flatnonzero(season_of(pd.DatetimeIndex(da["time"].values)) == season))
 
@@ -81,15 +108,25 @@ def _fmt_mean_std(df: pd.DataFrame, scores) -> pd.DataFrame:
 
 
 def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, estimators,
-                 predictions, rollout, var: str = "DUEXTTAU", n_pairs: int = 30000) -> str:
-    """Compute the diagnostics of one area, save figures and tables, return Markdown."""
+                 predictions, rollout, var: str = "DUEXTTAU", n_pairs: int = 30000,
+                 products: dict | None = None) -> str:
+    """Compute the diagnostics of one area, save figures and tables, return Markdown.
+
+    ``products`` maps ``"fine"``/``"coarse"`` to the Datasets as read (their global attrs say
+    what the data are); by default the attrs of ``fine`` and ``coarse`` themselves.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    lines = [f"## Area {area}", ""]
+    products = {"fine": fine, "coarse": coarse, **(products or {})}
+    fine_name = product_label(products["fine"], "fine")
+    coarse_name = product_label(products["coarse"], "coarse")
+    lines = [f"## Area {area}: {_extent(fine)}", "",
+             _describe_product(products["fine"], "fine"),
+             _describe_product(products["coarse"], "coarse"), ""]
     coarse_da = coarse[var] if isinstance(coarse, xr.Dataset) else coarse
     fine_days = fine["time"].values
     coarse_ov = coarse_da.sel(time=fine_days)
@@ -98,8 +135,8 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
         bic_ov = bic_ov[var]
 
     # Table 1
-    t1 = pd.concat({"G5NR-like fine": dg.summary(fine).to_dataframe(),
-                    "MERRA-2-like coarse": dg.summary(coarse_ov).to_dataframe()}, names=["product"])
+    t1 = pd.concat({fine_name: dg.summary(fine).to_dataframe(),
+                    coarse_name: dg.summary(coarse_ov).to_dataframe()}, names=["product"])
     t1 = t1.drop(columns=[c for c in t1.columns if c in ("space",)], errors="ignore")
     _table(t1, out, f"{area}_table1_summary.csv")
     lines += ["### Table 1 — statistics over the overlap (data units)", "",
@@ -129,6 +166,11 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
             lines += [f"### Table 3/A1 — skill on the test days ({space}; mean (std) over days)",
                       "", markdown_table(_fmt_mean_std(sub, ("r2", "r2_corr", "rmse", "mae",
                                                              "nse", "kge", "crps", "ssr"))), ""]
+        ens = [m for m, p in predictions.items() if f"{var}_members" in p]
+        lines += [("`crps` (fair CRPS, lower is better) and `ssr` (spread-skill ratio, 1 for a "
+                   "reliable ensemble) score the ensemble members of " + ", ".join(ens) + "; "
+                   if ens else "`crps` and `ssr` need an ensemble (members > 1); ")
+                  + "deterministic models and bicubic have none, so their cells are blank.", ""]
         secs = {m: p.attrs.get("seconds_per_day") for m, p in predictions.items()}
         lines += ["Seconds per predicted day: " + ", ".join(
             f"{m} {s:.2f}" for m, s in secs.items() if s is not None), ""]
@@ -140,25 +182,41 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
     sdays = fine_days[season_of(pd.DatetimeIndex(fine_days)) == season]
     fine_s, bic_s, coarse_s = (x.sel(time=sdays) for x in (fine, bic_ov, coarse_ov))
     day = pd.Timestamp(sdays[len(sdays) // 2])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     dg_plots().plot_map(fine.sel(time=[day]), coarse_da.sel(time=[day]), axes=axes,
-                        labels=["fine (G5NR-like)", "coarse (MERRA-2-like)"], time=day)
+                        labels=[fine_name, f"{coarse_name}, native grid"], time=day)
+    fig.suptitle(f"Area {area}, {season}: one day at both resolutions")
     figs.append((f"Figure 2 — one {season} day ({day.date()}), fine and native coarse",
                  _savefig(fig, out, f"{area}_fig2_maps.png")))
-    ax = dg_plots().plot_lag_metrics(fine_s, bic_s, labels=["fine", "bicubic coarse"])
+    period = _period(sdays)
+    ax = dg_plots().plot_lag_metrics(fine_s, bic_s, labels=[fine_name, f"bicubic {coarse_name}"])
+    ax[0].figure.suptitle(f"Area {area}, {season} {period}: persistence of the fields")
     figs.append((f"Figure 3 — lag R² and RMSE (log10), {season}",
                  _savefig(ax[0].figure, out, f"{area}_fig3_lags.png")))
-    ax = dg_plots().plot_semivariogram(fine_s, coarse_s, labels=["fine", "native coarse"],
+    ax = dg_plots().plot_semivariogram(fine_s, coarse_s,
+                                       labels=[fine_name, f"{coarse_name}, native grid"],
                                        n_pairs=n_pairs)
+    ax.set_title(f"Area {area}, {season} {period}: mean daily semivariogram")
     figs.append((f"Figure 4 — semivariograms at native resolution (log10), {season}",
                  _savefig(ax.figure, out, f"{area}_fig4_semivariogram.png")))
-    ax = dg_plots().plot_acf(fine_s, coarse_s, labels=["fine", "native coarse"], nlags=16)
+    ax = dg_plots().plot_acf(fine_s, coarse_s, labels=[fine_name, f"{coarse_name}, native grid"],
+                             nlags=16)
+    ax[0].figure.suptitle(f"Area {area}, {season} {period}: regional-mean series")
     figs.append((f"Figure 5 — ACF and PACF of the regional mean, {season}",
                  _savefig(ax[0].figure, out, f"{area}_fig5_acf.png")))
     for model, pred in predictions.items():
         tday = pd.Timestamp(pred["time"].values[len(pred["time"]) // 2])
-        ax = dg_plots().plot_map(fine.sel(time=[tday]), pred[var].sel(time=[tday]),
-                                 labels=["truth", f"{model} prediction"], time=tday)
+        truth_day, mean_day = fine.sel(time=[tday]), pred[var].sel(time=[tday])
+        if f"{var}_members" in pred:  # one member beside the mean: the mean is smoother
+            m = pred.sizes["member"]
+            member = pred[f"{var}_members"].sel(time=[tday]).isel(member=0, drop=True)
+            ax = dg_plots().plot_map(truth_day, member, mean_day, difference=(0, 2),
+                                     labels=["truth", f"{model}: member 1 of {m}",
+                                             f"{model}: mean of {m} members"], time=tday)
+        else:
+            ax = dg_plots().plot_map(truth_day, mean_day, labels=["truth", f"{model}"],
+                                     time=tday)
+        ax[0].figure.suptitle(f"Area {area}: a test day, truth and prediction")
         figs.append((f"Figure 6 — {model}: test-day prediction and difference "
                      f"({tday.date()})", _savefig(ax[0].figure, out, f"{area}_fig6_{model}.png")))
     if rollout is not None:
@@ -167,15 +225,22 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
         rbic = rbic[var] if isinstance(rbic, xr.Dataset) else rbic
         rday = pd.Timestamp(rdays[min(10, len(rdays) - 1)])
         ax = dg_plots().plot_map(coarse_da.sel(time=[rday]), rollout[var].sel(time=[rday]),
-                                 labels=["coarse driver", "rollout prediction"], time=rday)
+                                 labels=[f"{coarse_name} driver, native grid",
+                                         "rollout prediction"], time=rday)
+        ax[0].figure.suptitle(f"Area {area}: out-of-data day {rday.date()} (no fine truth)")
         figs.append((f"Figure 7 — out-of-data day {rday.date()}",
                      _savefig(ax[0].figure, out, f"{area}_fig7_ood_map.png")))
-        ax = dg_plots().plot_semivariogram(rollout[var], rbic, labels=["rollout", "bicubic coarse"],
+        ax = dg_plots().plot_semivariogram(rollout[var], rbic,
+                                           labels=["rollout", f"bicubic {coarse_name}"],
                                            n_pairs=n_pairs)
+        ax.set_title(f"Area {area}, out of the data {_period(rdays)}: semivariogram")
         figs.append(("Figure 8 — out-of-data semivariograms",
                      _savefig(ax.figure, out, f"{area}_fig8_ood_semivariogram.png")))
         nl = max(2, min(15, len(rdays) // 3))
-        ax = dg_plots().plot_acf(rollout[var], rbic, labels=["rollout", "bicubic coarse"], nlags=nl)
+        ax = dg_plots().plot_acf(rollout[var], rbic, labels=["rollout", f"bicubic {coarse_name}"],
+                                 nlags=nl)
+        ax[0].figure.suptitle(f"Area {area}, out of the data {_period(rdays)}: regional-mean "
+                              f"series (lags up to {nl} only)")
         figs.append(("Figure 9 — out-of-data ACF and PACF",
                      _savefig(ax[0].figure, out, f"{area}_fig9_ood_acf.png")))
         if rollout.attrs.get("xdownscale_model") in estimators:  # pseudo-OOD skill, envelopes
@@ -189,22 +254,37 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
             figs += more_figs
     for model, est in estimators.items():
         hist = est.history_.reset_index()
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
         for (season, stage), h in hist.groupby(["season", "stage"]):
             a = axes[0 if stage == "A" else 1]
             a.plot(h["epoch"], h["val_loss"], marker="o", label=f"{season} val")
             a.plot(h["epoch"], h["train_loss"], ls="--", label=f"{season} train")
         axes[0].set_title(f"{model}: stage A (small U-Net, coarse)")
         axes[1].set_title(f"{model}: stage B (large model, fine)")
+        from matplotlib.ticker import MaxNLocator
+
         for a in axes:
             a.set_xlabel("epoch")
-            a.set_ylabel("loss")
+            a.set_ylabel("loss per sample")
+            a.xaxis.set_major_locator(MaxNLocator(integer=True))
             a.legend(fontsize=7)
+        fig.suptitle(f"Area {area}: training curves ({model})")
         figs.append((f"Training curves — {model}", _savefig(fig, out, f"{area}_train_{model}.png")))
     lines += ["### Figures", ""]
     for title, rel in figs:
         lines += [f"**{title}**", "", f"![{title}]({rel})", ""]
     return "\n".join(lines)
+
+
+def _period(days) -> str:
+    """"14 days, 2007-06-17 .. 2007-06-30": a season's days of several years are not a span."""
+    days = pd.DatetimeIndex(days)
+    if not len(days):
+        return ""
+    years = sorted(set(days.year))
+    when = (f"{days.min().date()} .. {days.max().date()}" if len(years) == 1
+            else f"of {years[0]}–{years[-1]}")
+    return f"({len(days)} days {when})"
 
 
 def dg_plots():

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import socket
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -31,6 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from ._checks import check_members, check_seed, check_steps
+from ._progress import bar as progress_bar
 from .drift import DEFAULT_DRIFT_THRESHOLD, RolloutCheck
 from .errors import ConfigError, LagWindowError, StoreError
 from .prediction import (
@@ -343,7 +343,6 @@ def _write_day(store, i, var, mean, std) -> None:
 def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1, seed=None,
             sampler=None, steps=None, nan_days="raise", drift_threshold=DEFAULT_DRIFT_THRESHOLD,
             coarse_consistency=False, check=None) -> xr.Dataset:
-    from tqdm.auto import tqdm
 
     members, seed, steps = check_members(members), check_seed(seed), check_steps(steps)
     if nan_days not in _NAN_DAYS:
@@ -378,7 +377,7 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
         meta["xdownscale_coarse_consistency"] = 1
     if store is None:
         return _run(est, days, coarse_log, seed_buffer, nan, 0, None, meta, members, sampler,
-                    steps, seed, fusion, tqdm, check)
+                    steps, seed, fusion, check)
     store = Path(store)
     with _StoreLock(store):
         state = _open(store, days, sums, est, var, members, meta)
@@ -387,19 +386,19 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
         buffer = seed_buffer if first == 0 else _rebuild(store, var, done, first, seed_buffer,
                                                          n_lags, cfg.eps)
         _run(est, days, coarse_log, buffer, nan, first, store, meta, members, sampler, steps,
-             seed, fusion, tqdm, check)
+             seed, fusion, check)
     return xr.open_zarr(store).isel(time=slice(0, len(days)))
 
 
 def _run(est, days, coarse_log, buffer, nan, first, store, meta, members, sampler, steps, seed,
-         fusion, tqdm, check):
+         fusion, check):
     cfg, var = est.config_, est.var_
     keep = store is None
     shape = (len(days), est.lat_.size, est.lon_.size)
     means = np.full(shape, np.nan, np.float32) if keep else None
     stds = np.full(shape, np.nan, np.float32) if keep and members > 1 else None
-    bar = tqdm(total=len(days), initial=first, desc="rollout", unit="day",
-               disable=not (cfg.verbose and sys.stderr.isatty()))
+    bar = progress_bar(total=len(days), initial=first, desc="rollout", unit="day",
+                       verbose=cfg.verbose)
     for i in range(first, len(days)):
         if nan[i]:  # nan_days="skip": left undone; the day before stands in for it
             buffer = np.concatenate([buffer[1:], buffer[-1:]])

@@ -132,3 +132,26 @@ def single_chunk(da: xr.DataArray, dim: Hashable) -> xr.DataArray:
     if da.chunks is None:
         return da
     return da.copy(data=da.data.rechunk({da.get_axis_num(dim): -1}))
+
+
+def describe(ds: xr.Dataset, attrs: dict[Hashable, dict]) -> xr.Dataset:
+    """Set each data variable's attrs to ``attrs[name]`` (CF ``long_name``/``units``).
+
+    Whatever the inputs carried (their ``long_name``, ``source``, ``log10_eps``) describes the
+    field, not a statistic of it, so every variable loses it, listed or not.
+    """
+    for name in ds.data_vars:
+        ds[name].attrs = dict(attrs.get(name, {}))
+    return ds
+
+
+def squared_units(units: str | None, use_log10: bool) -> str | None:
+    """UDUNITS units of a squared difference of the field (a semivariance)."""
+    if use_log10 or units in (None, "", "1"):
+        return "1" if use_log10 or units is not None else None
+    return f"({units})^2"
+
+
+def field_units(units: str | None, use_log10: bool) -> str | None:
+    """UDUNITS units of the field after the optional ``log10``: a log is dimensionless ("1")."""
+    return "1" if use_log10 else units

@@ -15,19 +15,43 @@ import xarray as xr
 from ..errors import ConfigError, DimensionError
 from ._common import field, is_result, maybe_log10
 
-__all__ = ["plot_semivariogram", "plot_acf", "plot_lag_metrics", "plot_map"]
+__all__ = ["plot_semivariogram", "plot_acf", "plot_lag_metrics", "plot_map", "label_from_attrs"]
 
 
 def _labels(objs: Sequence, labels: Sequence[str] | None) -> list[str]:
     if labels is None:
+        # what the data say it is: an explicit label, the product's title, else its name
         names = []
         for i, obj in enumerate(objs):
-            name = obj.name if isinstance(obj, xr.DataArray) else obj.attrs.get("label")
-            names.append(str(name) if name is not None else f"dataset {i}")
+            name = obj.attrs.get("label") or obj.attrs.get("title") or (
+                obj.name if isinstance(obj, xr.DataArray) else None)
+            names.append(str(name) if name is not None else f"dataset {i + 1}")
         return names
     if len(labels) != len(objs):
         raise ConfigError(f"got {len(labels)} labels for {len(objs)} datasets")
     return [str(x) for x in labels]
+
+
+def label_from_attrs(da: xr.DataArray, *, log10: bool = False, prefix: str = "") -> str:
+    """An axis or colour-bar label from ``long_name`` (or the name) and ``units``.
+
+    Like xarray's own ``.plot()`` labels, with the ``log10`` a figure applied made explicit.
+    """
+    attrs = da.attrs
+    name = attrs.get("long_name") or attrs.get("standard_name") or da.name or ""
+    units = attrs.get("units")
+    if log10:
+        name = f"log10 {name}"
+        # the log of a quantity in units U is in "decades of U"; say so unless dimensionless
+        units = None if units in (None, "", "1") else f"log10 {units}"
+    text = f"{prefix}{name}"
+    return f"{text} [{units}]" if units not in (None, "") else text
+
+
+def _integer_ticks(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _axes(n: int, axes, *, width: float = 4.5, height: float = 3.8) -> np.ndarray:
@@ -76,7 +100,7 @@ def plot_semivariogram(obj, *others, labels: Sequence[str] | None = None, ax=Non
 
     objs = [obj, *others]
     names = _labels(objs, labels)
-    ax = _axes(1, ax)[0]
+    ax = _axes(1, ax, width=6.5, height=4.2)[0]
     twin = ax.twinx() if counts else None
     width = None
     for i, (o, label) in enumerate(zip(objs, names, strict=True)):
@@ -89,20 +113,28 @@ def plot_semivariogram(obj, *others, labels: Sequence[str] | None = None, ax=Non
         if np.isfinite(params).all():
             fine = np.linspace(0.0, float(res["bin_upper"][-1]), 200)
             curve = model_function(res.attrs.get("model", "spherical"))(fine, *params)
-            ax.plot(fine, curve, "--", color=line.get_color(),
-                    label=f"{label} fit (range {params[0]:.0f} km)")
+            bound = bool(res["range_at_bound"]) if "range_at_bound" in res else False
+            rng = (f"range ≥ {params[0]:.0f} km: fit hit its bound, no sill reached" if bound
+                   else f"range {params[0]:.0f} km")
+            ax.plot(fine, curve, "--", color=line.get_color(), label=f"{label} fit ({rng})")
         if twin is not None:
             w = 0.8 * width / len(objs)
             twin.bar(h - 0.4 * width + (i + 0.5) * w, np.asarray(res["counts_total"]), width=w,
                      color=line.get_color(), alpha=0.25)
     if twin is not None:
-        twin.set_ylabel("pixel pairs")
+        twin.set_ylabel("pixel pairs per distance bin")
+        lo, hi = twin.get_ylim()
+        twin.set_ylim(0, 3 * hi)  # the bars fill the lower third, under the curves
         ax.set_zorder(twin.get_zorder() + 1)  # lines above the bars
         ax.patch.set_visible(False)
         ax.twin = twin
     ax.set_xlabel("distance (km)")
-    ax.set_ylabel("semivariance")
-    ax.legend(fontsize="small")
+    transform = res.attrs.get("transform", "none")
+    ax.set_ylabel("semivariance" + (" of log10 field" if transform.startswith("log10") else ""))
+    ax.set_ylim(bottom=0)
+    # below the axes: inside, the legend would cover curves or count bars, wherever it sat
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+              frameon=False)
     return ax
 
 
@@ -145,9 +177,11 @@ def plot_acf(obj, *others, labels: Sequence[str] | None = None, axes=None,
     names = _labels(objs, labels)
     axs = _axes(2, axes)
     offset = np.linspace(-0.2, 0.2, len(objs)) if len(objs) > 1 else [0.0]
+    n_obs = []
     for o, label, dx in zip(objs, names, offset, strict=True):
         res = o if is_result(o, "correlogram") else correlogram(o, nlags, var=var, **kwargs)
         res = res.compute()
+        n_obs.append(int(res["n_obs"]) if res["n_obs"].ndim == 0 else None)
         lag = np.asarray(res["lag"], float)
         for ax, key in zip(axs, ("acf", "pacf"), strict=True):
             val = np.asarray(res[key])
@@ -155,10 +189,15 @@ def plot_acf(obj, *others, labels: Sequence[str] | None = None, axes=None,
             ax.vlines(lag + dx, 0, val, color=mark.get_color(), lw=1)
             _band(ax, lag, np.asarray(res[f"{key}_lower"]), np.asarray(res[f"{key}_upper"]),
                   mark.get_color())
+    days = sorted({n for n in n_obs if n is not None})
+    note = f" ({' / '.join(map(str, days))} days; {1 - res.attrs.get('alpha', 0.05):.0%} band)" \
+        if days else ""
     for ax, title in zip(axs, ("ACF", "PACF"), strict=True):
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xlabel("lag (days)")
-        ax.set_title(title)
+        ax.set_ylabel("correlation of the regional-mean series")
+        _integer_ticks(ax)
+        ax.set_title(title + note)
         ax.legend(fontsize="small")
     return axs
 
@@ -201,18 +240,26 @@ def plot_lag_metrics(obj, *others, labels: Sequence[str] | None = None, axes=Non
         res = o if is_result(o, "lag_metrics") else lag_metrics(o, max_lag, var=var, **kwargs)
         res = res[["r2", "rmse", "r2_std", "rmse_std"]].compute()
         for ax, key in zip(axs, ("r2", "rmse"), strict=True):
-            ax.errorbar(np.asarray(res["lag"]), np.asarray(res[key]),
-                        yerr=np.asarray(res[f"{key}_std"]), marker="o", ms=3, capsize=2,
-                        label=label)
+            val, sd = np.asarray(res[key]), np.asarray(res[f"{key}_std"])
+            # +- one std over days, but R2 cannot exceed 1 nor an RMSE fall below 0
+            lower = np.minimum(sd, val) if key == "rmse" else sd
+            upper = np.clip(1.0 - val, 0, None) if key == "r2" else sd
+            upper = np.minimum(sd, upper)
+            ax.errorbar(np.asarray(res["lag"]), val, yerr=np.vstack([lower, upper]), marker="o",
+                        ms=3, capsize=2, label=label)
+    space = "log10 " if res.attrs.get("transform", "none").startswith("log10") else ""
     for ax, title in zip(axs, ("R²", "RMSE"), strict=True):
         ax.set_xlabel("lag (days)")
-        ax.set_title(f"image-wise {title}")
+        ax.set_ylabel(f"{space}{title} (mean ± std over days)")
+        _integer_ticks(ax)
+        ax.set_title(f"image-wise {space}{title}, day t vs day t − lag")
         ax.legend(fontsize="small")
     return axs
 
 
 def _map_of(obj, var, time, log10: bool) -> xr.DataArray:
-    da = maybe_log10(field(obj, var), log10)
+    raw = field(obj, var)
+    da = maybe_log10(raw, log10)
     if "time" in da.dims:
         da = da.sel(time=time)
     if "member" in da.dims:
@@ -220,20 +267,42 @@ def _map_of(obj, var, time, log10: bool) -> xr.DataArray:
     extra = [d for d in da.dims if d not in ("lat", "lon")]
     if extra:
         raise DimensionError(f"plot_map draws lat/lon maps; select or reduce the dims {extra}")
-    return da.transpose("lat", "lon").compute()
+    da = da.transpose("lat", "lon").compute()
+    da.attrs = dict(raw.attrs)  # label from the field's own long_name and units
+    return da
+
+
+def _edges(c: np.ndarray) -> tuple[float, float]:
+    """Outer cell edges of 1-D pixel centres (half a spacing past the outer centres)."""
+    half = abs(c[1] - c[0]) / 2 if c.size > 1 else 0.5
+    return float(c.min() - half), float(c.max() + half)
+
+
+def _date(time) -> str:
+    import pandas as pd
+
+    return "" if time is None else str(pd.Timestamp(time).date())
 
 
 def plot_map(obj, *others, labels: Sequence[str] | None = None, axes=None,
              var: Hashable | None = None, time=None, log10: bool = True,
-             cmap: str = "viridis", diff_cmap: str = "RdBu_r") -> np.ndarray:
-    """Maps of one day, one panel per dataset, plus their difference for two datasets.
+             cmap: str = "viridis", diff_cmap: str = "RdBu_r",
+             difference: tuple[int, int] | bool | None = None,
+             same_extent: bool = True) -> np.ndarray:
+    """Maps of one day, one panel per dataset, plus a difference panel.
+
+    Colour bars are labelled from the fields' ``long_name`` and ``units`` (as xarray's
+    ``.plot()`` does), every title carries the day, all panels share one colour scale and,
+    by default, one map extent (the area every field covers), drawn with the aspect of the
+    degrees at that latitude.
 
     Parameters
     ----------
     obj, *others : xarray.Dataset or xarray.DataArray
         Fields (daily or single maps); grids may differ (e.g. native MERRA-2 next to G5NR).
     labels : sequence of str, optional
-        One panel title per dataset.
+        One panel title per dataset; default from each dataset's ``label`` or ``title``
+        attribute, else its name.
     axes : matplotlib Axes, optional
         One per panel; a new figure when None. Passing one Axes per dataset leaves out the
         difference panel.
@@ -244,7 +313,13 @@ def plot_map(obj, *others, labels: Sequence[str] | None = None, axes=None,
     log10 : bool
         Draw ``log10(max(x, 1e-6))``.
     cmap, diff_cmap : str
-        Colour maps of the fields and of the difference (second minus first).
+        Colour maps of the fields and of the difference.
+    difference : (i, j), bool or None
+        Draw dataset ``j`` minus dataset ``i``; None (default) means ``(0, 1)`` for two
+        datasets on the same grid and no difference otherwise; False never.
+    same_extent : bool, default True
+        Limit every panel to the area all fields cover, so coarse and fine panels compare
+        like for like.
 
     Returns
     -------
@@ -254,7 +329,8 @@ def plot_map(obj, *others, labels: Sequence[str] | None = None, axes=None,
     Raises
     ------
     ConfigError
-        Wrong number of labels or Axes, or no day shared by all datasets.
+        Wrong number of labels or Axes, no day shared by all datasets, or a difference of
+        two fields on different grids.
     DimensionError
         A field keeps dims other than ``lat``/``lon`` (and ``member``) once the day is chosen.
     """
@@ -268,27 +344,51 @@ def plot_map(obj, *others, labels: Sequence[str] | None = None, axes=None,
             raise ConfigError("the datasets share no day; pass time= to choose one")
         time = common[0]
     maps = [_map_of(o, var, time, log10) for o in objs]
-    same_grid = len(maps) == 2 and all(
-        maps[0][d].shape == maps[1][d].shape
-        and np.allclose(maps[0][d], maps[1][d], atol=1e-6) for d in ("lat", "lon"))
+
+    def same_grid(a, b):
+        return all(a[d].shape == b[d].shape and np.allclose(a[d], b[d], atol=1e-6)
+                   for d in ("lat", "lon"))
+
+    if difference is None:
+        pair = (0, 1) if len(maps) == 2 and same_grid(*maps) else None
+    elif difference is False:
+        pair = None
+    else:
+        pair = (0, 1) if difference is True else tuple(difference)
+        if not same_grid(maps[pair[0]], maps[pair[1]]):
+            raise ConfigError("a difference map needs both fields on the same grid; regrid "
+                              "one onto the other first")
     if axes is not None and np.size(axes) == len(maps):
-        same_grid = False  # the caller gave room for the fields only
-    axs = _axes(len(maps) + int(same_grid), axes)
+        pair = None  # the caller gave room for the fields only
+    axs = _axes(len(maps) + int(pair is not None), axes)
     vals = np.concatenate([np.asarray(m).ravel() for m in maps])
     vmin, vmax = np.nanpercentile(vals, [1, 99]) if np.isfinite(vals).any() else (0, 1)
+    day = _date(time)
     for ax, m, label in zip(axs, maps, names, strict=False):
         mesh = ax.pcolormesh(np.asarray(m["lon"]), np.asarray(m["lat"]), np.asarray(m),
                              cmap=cmap, vmin=vmin, vmax=vmax, shading="nearest")
-        ax.set_title(label)
-        ax.figure.colorbar(mesh, ax=ax, shrink=0.8)
-    if same_grid:
-        diff = np.asarray(maps[1]) - np.asarray(maps[0])
+        ax.set_title(f"{label}\n{day}" if day else label)
+        ax.figure.colorbar(mesh, ax=ax, shrink=0.8, label=label_from_attrs(m, log10=log10))
+    if pair is not None:
+        a, b = maps[pair[0]], maps[pair[1]]
+        diff = np.asarray(b) - np.asarray(a)
         lim = np.nanmax(np.abs(diff)) if np.isfinite(diff).any() else 1.0
-        mesh = axs[-1].pcolormesh(np.asarray(maps[0]["lon"]), np.asarray(maps[0]["lat"]),
-                                  diff, cmap=diff_cmap, vmin=-lim, vmax=lim, shading="nearest")
-        axs[-1].set_title(f"{names[1]} − {names[0]}")
-        axs[-1].figure.colorbar(mesh, ax=axs[-1], shrink=0.8)
+        mesh = axs[-1].pcolormesh(np.asarray(a["lon"]), np.asarray(a["lat"]), diff,
+                                  cmap=diff_cmap, vmin=-lim, vmax=lim, shading="nearest")
+        title = f"{names[pair[1]]} − {names[pair[0]]}"
+        axs[-1].set_title(f"{title}\n{day}" if day else title)
+        axs[-1].figure.colorbar(mesh, ax=axs[-1], shrink=0.8,
+                                label=label_from_attrs(a, log10=log10, prefix="difference of "))
+    lat_ext = [_edges(np.asarray(m["lat"])) for m in maps]
+    lon_ext = [_edges(np.asarray(m["lon"])) for m in maps]
+    ylim = (max(e[0] for e in lat_ext), min(e[1] for e in lat_ext))
+    xlim = (max(e[0] for e in lon_ext), min(e[1] for e in lon_ext))
+    aspect = 1.0 / max(np.cos(np.deg2rad(np.mean(ylim))), 0.1)
     for ax in axs:
-        ax.set_xlabel("longitude")
-        ax.set_ylabel("latitude")
+        if same_extent and ylim[0] < ylim[1] and xlim[0] < xlim[1]:
+            ax.set_xlim(*xlim)
+            ax.set_ylim(*ylim)
+        ax.set_aspect(aspect)
+        ax.set_xlabel("longitude (°E)")
+        ax.set_ylabel("latitude (°N)")
     return axs

@@ -35,7 +35,9 @@ from ._common import (
     LOG_EPS,
     check_core_unchunked,
     day_numbers,
+    describe,
     field,
+    field_units,
     maybe_log10,
     quiet,
     single_chunk,
@@ -144,7 +146,16 @@ def _correlogram(obj, nlags: int, *, var, log10: bool, eps: float, alpha: float,
     )
     out = xr.Dataset({name: r, "lower": lower, "upper": upper, "n_obs": n_obs,
                       "n_segments": n_seg})
-    out = out.assign_coords(lag=("lag", np.arange(nlags + 1), {"units": "days"}))
+    what = "partial autocorrelation" if partial else "autocorrelation"
+    describe(out, {
+        name: {"long_name": f"{what} of the regional-mean daily series", "units": "1"},
+        "lower": {"long_name": f"lower bound of the {1 - alpha:.0%} band", "units": "1"},
+        "upper": {"long_name": f"upper bound of the {1 - alpha:.0%} band", "units": "1"},
+        "n_obs": {"long_name": "number of valid days used", "units": "1"},
+        "n_segments": {"long_name": "number of contiguous daily segments", "units": "1"},
+    })
+    out = out.assign_coords(lag=("lag", np.arange(nlags + 1),
+                                 {"units": "days", "long_name": "lag"}))
     out = out.drop_vars([c for c in out.coords if c != "lag"])
     return tag(out, name, alpha=float(alpha), transform=f"log10(max(x, {eps:g}))" if log10
                else "none", variable=str(series.name))
@@ -277,7 +288,21 @@ def lag_metrics(obj: xr.Dataset | xr.DataArray, max_lag: int = 10, *,
         "n_days": rmse_d.notnull().sum("time"),
     })
     out = out.drop_vars([c for c in out.coords if c not in ("time", "lag")])
-    out["lag"].attrs["units"] = "days"
+    units = field_units(field(obj, var).attrs.get("units"), log10)
+    err = {"units": units} if units is not None else {}
+    space = "log10 " if log10 else ""
+    describe(out, {
+        "rmse_daily": {"long_name": f"image-wise {space}RMSE against the day lag days earlier",
+                       **err},
+        "r2_daily": {"long_name": f"image-wise {space}R2 against the day lag days earlier",
+                     "units": "1"},
+        "rmse": {"long_name": f"mean over days of the image-wise {space}RMSE", **err},
+        "r2": {"long_name": f"mean over days of the image-wise {space}R2", "units": "1"},
+        "rmse_std": {"long_name": f"standard deviation over days of the {space}RMSE", **err},
+        "r2_std": {"long_name": f"standard deviation over days of the {space}R2", "units": "1"},
+        "n_days": {"long_name": "number of days averaged", "units": "1"},
+    })
+    out["lag"].attrs.update(units="days", long_name="lag")
     return tag(out, "lag_metrics", transform=f"log10(max(x, {eps:g}))" if log10 else "none",
                variable=str(da.name))
 
@@ -310,5 +335,10 @@ def correlogram(obj: xr.Dataset | xr.DataArray, nlags: int = 30, *,
         "pacf": p["pacf"], "pacf_lower": p["lower"], "pacf_upper": p["upper"],
         "n_obs": a["n_obs"], "n_segments": a["n_segments"],
     })
+    for key in ("acf", "pacf"):
+        src = a if key == "acf" else p
+        out[key].attrs = dict(src[key].attrs)
+        for side in ("lower", "upper"):
+            out[f"{key}_{side}"].attrs = dict(src[side].attrs)
     attrs = {k: v for k, v in a.attrs.items() if k != DIAG_KEY}
     return tag(out, "correlogram", **attrs)

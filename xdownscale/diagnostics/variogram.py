@@ -31,7 +31,16 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ConfigError
-from ._common import LOG_EPS, check_core_unchunked, day_numbers, field, quiet, tag
+from ._common import (
+    LOG_EPS,
+    check_core_unchunked,
+    day_numbers,
+    describe,
+    field,
+    quiet,
+    squared_units,
+    tag,
+)
 
 MODELS = ("spherical", "exponential", "gaussian")
 _KM_PER_DEG_LAT_MIN = 110.574  # WGS84 meridian degree at the equator (its shortest)
@@ -267,7 +276,9 @@ def semivariogram(
         ``fitted(bin)``: the model at the bin centres; scalars ``range`` (km; scikit-gstat's
         *effective* range: the spherical range, 3x the exponential and 2x the gaussian
         length parameter), ``partial_sill``, ``nugget`` and ``sill`` = nugget + partial sill.
-        A range at its upper bound ``max_dist_km`` means no sill was reached. Lazy on dask
+        A range at its upper bound ``max_dist_km`` means no sill was reached: the boolean
+        ``range_at_bound`` says so (the plots flag it). Every variable has CF ``long_name``
+        and ``units`` (``"1"`` for log10 fields). Lazy on dask
         input: the daily part maps over time chunks (rechunk ``time`` to 1 to hold one day at
         a time) and the fit is a small task at the end of the graph, so call ``.compute()``
         once on the Dataset rather than per variable.
@@ -325,15 +336,25 @@ def semivariogram(
     )
     rng, psill, nugget = (params.isel(param=i, drop=True) for i in range(3))
     out = xr.Dataset({
-        "gamma": gamma.assign_attrs(long_name="semivariance"),
-        "counts": counts.assign_attrs(long_name="pixel pairs"),
-        "gamma_mean": mean.assign_attrs(long_name="pair-weighted mean semivariance"),
-        "counts_total": total,
-        "fitted": fitted.assign_attrs(long_name=f"fitted {model} model"),
-        "range": rng.assign_attrs(units="km", long_name="effective range"),
-        "partial_sill": psill,
-        "nugget": nugget,
-        "sill": (nugget + psill).assign_attrs(long_name="total sill (nugget + partial sill)"),
+        "gamma": gamma, "counts": counts, "gamma_mean": mean, "counts_total": total,
+        "fitted": fitted, "range": rng, "partial_sill": psill, "nugget": nugget,
+        "sill": nugget + psill,
+        # the fit bounds the range by the largest distance: a range there is a lower bound
+        "range_at_bound": rng >= 0.999 * float(max_dist_km),
+    })
+    units = squared_units(da.attrs.get("units"), log10)
+    u = {"units": units} if units is not None else {}
+    describe(out, {
+        "gamma": {"long_name": "semivariance", **u},
+        "counts": {"long_name": "number of pixel pairs", "units": "1"},
+        "gamma_mean": {"long_name": "pair-weighted mean semivariance", **u},
+        "counts_total": {"long_name": "number of pixel pairs over all days", "units": "1"},
+        "fitted": {"long_name": f"fitted {model} model semivariance", **u},
+        "range": {"long_name": "effective range", "units": "km"},
+        "partial_sill": {"long_name": "partial sill", **u},
+        "nugget": {"long_name": "nugget", **u},
+        "sill": {"long_name": "total sill (nugget + partial sill)", **u},
+        "range_at_bound": {"long_name": "fitted range reached max_dist_km (a lower bound)"},
     })
     return tag(out, "semivariogram", model=model, n_pairs=int(n_pairs),
                max_dist_km=float(max_dist_km), seed=int(seed),
