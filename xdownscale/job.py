@@ -87,17 +87,20 @@ def _cached(path: Path, make: Callable[[], xr.Dataset]) -> xr.Dataset:
     return ds
 
 
-def _fit_or_load(spec: JobSpec, area: str, model: str, coarse, fine, elev):
-    from .estimator import Downscaler, fit
+def _fit_or_load(spec: JobSpec, area: str, model: str, coarse, fine, elev, pretrained=None):
+    from .estimator import Downscaler
 
     path = spec.output / "models" / f"{area}_{model}"
     if (path / "estimator.json").exists():
         log(f"{area} {model}: loading the saved model from {path}")
         return Downscaler.load(path)
-    log(f"{area} {model}: fitting (stage A pretraining, then stage B with the frozen encoder)")
+    if pretrained is not None:
+        log(f"{area} {model}: fitting stage B on the stage-A models of {pretrained.model}")
+    else:
+        log(f"{area} {model}: fitting (stage A pretraining, then stage B with the frozen encoder)")
     t0 = time.perf_counter()
-    est = fit(coarse, fine, elevation=elev, model=model, config=spec.config,
-              seasons=spec.seasons, var=spec.var)
+    est = Downscaler(spec.config, model=model, seasons=spec.seasons, var=spec.var).fit(
+        coarse, fine, elevation=elev, pretrained=pretrained)
     log(f"{area} {model}: fitted in {time.perf_counter() - t0:.0f} s")
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -132,10 +135,11 @@ def run_job(spec: JobSpec) -> Path:
                 bicubic = regrid_like(coarse, fine_da.isel(time=0, drop=True), method="cubic")
             ests, preds = {}, {}
             for model in spec.models:
-                # Stage A is the same small model for every model of an area and could be fitted
-                # once and shared; that lives in the fitting code (_fit.py), not here.
+                # ddpm and unet pretrain the same small model: fit stage A once and share it
+                shared = next((e for m, e in ests.items() if (m == "vae") == (model == "vae")),
+                              None)
                 with timings.stage(area, f"fit {model}"):
-                    est = _fit_or_load(spec, area, model, coarse, fine, elev)
+                    est = _fit_or_load(spec, area, model, coarse, fine, elev, pretrained=shared)
                 ests[model] = est
                 test_days = np.sort(np.concatenate(list(est.test_days_.values())))
                 path = out / "predictions" / f"{area}_{model}_test.nc"
