@@ -209,8 +209,6 @@ def test_scaler_bad_arguments():
         Scaler("robust")
     with pytest.raises(ConfigError):
         Scaler().fit()
-    with pytest.raises(ConfigError, match="dim"):
-        Scaler().fit(np.arange(3.0), dim="time")
     with pytest.raises(ConfigError):
         Scaler.from_dict({"kind": "minmax", "offset": 0.0})
     with pytest.raises(ConfigError):

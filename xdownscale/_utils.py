@@ -94,8 +94,3 @@ def check_daily_time(obj: xr.Dataset | xr.DataArray, *, dim: Hashable = "time") 
             f"this function needs daily data: resample first, e.g. .resample({dim}='1D').mean()"
         )
     return index
-
-
-def as_datetime64(times) -> np.ndarray:
-    """Day-resolution datetime64[ns] array from any time-like input."""
-    return pd.DatetimeIndex(np.asarray(times)).normalize().to_numpy()

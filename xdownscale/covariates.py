@@ -2,7 +2,7 @@
 
 The paper feeds the large model elevation, latitude, longitude, a season index, the number
 of days since the first day of the data and the normalised year (section 2.3). The scripts
-only passed patch-corner values; we give every pixel its own value (PAPER_NOTES.md). The
+only passed patch-corner values; we give every pixel its own value (docs: the method page). The
 constants that turn these into model-friendly numbers are fitted once on the training data
 (:class:`CovariateSpec`) and travel with the estimator, so prediction days outside the
 training years get consistent values (a year after ``year_max`` maps above 1, not clipped).

@@ -57,8 +57,7 @@ from .errors import (
     MissingVariableError,
 )
 
-__all__ = ["regrid_like", "Regridder", "METHODS", "ALIASES", "_interp_matrix",
-           "_bin_mean_matrices", "_apply_separable"]
+__all__ = ["regrid_like", "Regridder", "METHODS", "ALIASES"]
 
 METHODS = INTERP_METHODS + AGG_METHODS
 #: xESMF's method names, accepted for ours: ``"bilinear"``, ``"nearest_s2d"`` (source to
@@ -261,10 +260,12 @@ def regrid_like(source: xr.Dataset | xr.DataArray, target: xr.Dataset | xr.DataA
     if backend not in ("numpy", "xesmf"):
         raise ConfigError(f"unknown regrid backend {backend!r}; expected 'numpy' or 'xesmf'")
     source = _select(source, var)
-    regridder = Regridder(source, target, method, extrapolate=extrapolate)
-    if backend == "xesmf":
+    if backend == "xesmf":  # xESMF builds its own weights: ours would be computed for nothing
+        if method not in METHODS:
+            raise ConfigError(f"unknown regrid method {method!r}; expected one of {METHODS} "
+                              f"or an xESMF alias {sorted(ALIASES)}")
         return _regrid_xesmf(source, target, method, keep_attrs)
-    return regridder(source, keep_attrs=keep_attrs)
+    return Regridder(source, target, method, extrapolate=extrapolate)(source, keep_attrs=keep_attrs)
 
 
 def _select(source, var):

@@ -3,7 +3,7 @@
 The paper trains one model per season (DJF, MAM, JJA, SON), year-agnostic: December 2005
 and December 2006 go to the same DJF dataset. Each contiguous season block gets the 45
 calendar days before it as *buffer* days, which are never prediction targets but give the
-first target days a full lag history (PAPER_NOTES.md: T_lag = 40). Days are then split in
+first target days a full lag history (T_lag = 40, see the docs' method page). Days are then split in
 temporal order, 80/10/10, over the target days only.
 
 Everything here works on the time coordinate only, so dask-backed data stays lazy.

@@ -2,7 +2,7 @@
 
 Each patch keeps its core (a halo of ``h`` pixels dropped on sides not touching the image
 border, eq. 4), tapered by a separable window (eq. 5–6); the image is ``S / max(Z, eps)``
-(eq. 7–9). Fix to the paper (PAPER_NOTES.md, "A flaw to fix"): eq. 5's Hann window is zero at
+(eq. 7–9). Fix to the paper (docs' method page, "A fix to the stitching equations"): eq. 5's Hann window is zero at
 both ends, which leaves the image's outer rows and columns with ``Z = 0``; we use the
 ``N + 2``-point Hann window without its end zeros. Pixels no core covers come out NaN, not 0.
 

@@ -1,7 +1,7 @@
 """Value transforms: the ``log10`` of dust AOD and the train-only scalers.
 
 The paper models ``log10(max(x, 1e-6))`` rescaled with statistics pooled over the training
-days only (PAPER_NOTES.md, "data transform"). Every function here accepts xarray objects
+days only (paper section 2.3; the docs' method page). Every function here accepts xarray objects
 (attrs kept, lazy on dask), NumPy arrays and torch tensors, so the same code serves the data
 pipeline and the models.
 """
@@ -326,7 +326,7 @@ class Scaler:
         """Whether :meth:`fit` (or :meth:`from_dict`) has set ``offset_`` and ``scale_``."""
         return hasattr(self, "offset_") and hasattr(self, "scale_")
 
-    def fit(self, *arrays: Any, dim: Any = None) -> Scaler:
+    def fit(self, *arrays: Any) -> Scaler:
         """Pool every valid value of ``arrays`` and set ``offset_`` and ``scale_``.
 
         All pixels, days and products given are pooled into one pair of numbers (the paper
@@ -337,9 +337,6 @@ class Scaler:
         ----------
         *arrays : xarray.DataArray, numpy.ndarray, dask array or torch.Tensor
             Training values; NaN is ignored.
-        dim : None
-            Kept for the documented signature: statistics are always pooled over every
-            dimension. Per-dimension scaling is not supported.
 
         Returns
         -------
@@ -349,7 +346,7 @@ class Scaler:
         Raises
         ------
         ConfigError
-            If no array is given or ``dim`` is not None.
+            If no array is given.
         ScalingError
             If there is no valid value, the data is constant (zero range or zero standard
             deviation), or a statistic is infinite.
@@ -358,11 +355,6 @@ class Scaler:
 
         if not arrays:
             raise ConfigError("Scaler.fit needs at least one array")
-        if dim is not None:
-            raise ConfigError(
-                "Scaler pools statistics over all dimensions; per-dimension scaling (dim=) is "
-                "not supported. Pass dim=None."
-            )
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             # All-NaN inputs warn in nanmin/nanmean; they simply contribute no values.
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -4,7 +4,7 @@ The window of target day ``d`` is exactly the calendar days ``d - n_lags, ..., d
 (oldest first). A window that needs a day absent from the record is refused or dropped,
 never filled with whatever rows happen to precede ``d`` (the authors' scripts took
 consecutive rows of a day-filtered array, so windows jumped across removed days; see
-PAPER_NOTES.md).
+the docs' method page, "Where we follow the paper rather than the scripts").
 """
 
 from __future__ import annotations
