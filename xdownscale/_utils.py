@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
