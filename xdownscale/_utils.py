@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -93,3 +94,10 @@ def check_daily_time(obj: xr.Dataset | xr.DataArray, *, dim: Hashable = "time") 
             f"this function needs daily data: resample first, e.g. .resample({dim}='1D').mean()"
         )
     return index
+
+
+def day_numbers(times) -> np.ndarray:
+    """Integer calendar-day numbers (days since 1970-01-01) of datetime-like input: the one
+    conversion every module that compares days uses."""
+    return pd.DatetimeIndex(np.atleast_1d(np.asarray(times))).to_numpy().astype(
+        "datetime64[D]").astype(np.int64)

@@ -33,7 +33,8 @@ __all__ = ["open_merra2", "open_g5nr", "open_elevation", "DIMENSIONLESS"]
 
 #: Unit strings accepted for AOD (CF writes "1"; files in the wild use the others).
 DIMENSIONLESS = ("1", "", "unitless", "dimensionless")
-_ELEVATION_NAMES = ("elevation", "z", "elev", "band1", "topo")
+#: Variable names taken for the elevation in a DEM file or Dataset (lower-cased).
+ELEVATION_NAMES = ("elevation", "z", "elev", "band1", "topo")
 PathsLike = str | os.PathLike | Sequence[str | os.PathLike]
 
 
@@ -298,7 +299,7 @@ def _pick_elevation_var(ds: xr.Dataset, var: Hashable | None, path) -> xr.DataAr
             raise MissingVariableError(f"variable {var!r} not in {path}; it has "
                                        f"{sorted(map(str, ds.data_vars))}")
         return ds[var]
-    named = [v for v in ds.data_vars if str(v).lower() in _ELEVATION_NAMES]
+    named = [v for v in ds.data_vars if str(v).lower() in ELEVATION_NAMES]
     if len(named) == 1:
         return ds[named[0]]
     if len(ds.data_vars) == 1:
@@ -306,7 +307,7 @@ def _pick_elevation_var(ds: xr.Dataset, var: Hashable | None, path) -> xr.DataAr
     raise MissingVariableError(
         f"cannot tell which variable of {path} is the elevation: it has "
         f"{sorted(map(str, ds.data_vars))}, none or several named one of "
-        f"{list(_ELEVATION_NAMES)}. Pass var=."
+        f"{list(ELEVATION_NAMES)}. Pass var=."
     )
 
 

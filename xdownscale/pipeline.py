@@ -26,6 +26,7 @@ from .errors import (
     NegativeValueError,
     ScalingError,
 )
+from .io import ELEVATION_NAMES
 from .regions import normalize_lonlat
 from .regrid import regrid_like
 from .seasons import SEASONS, season_of
@@ -70,7 +71,7 @@ def elevation_on_grid(elevation, fine: xr.DataArray) -> xr.DataArray | None:
     if isinstance(elevation, xr.Dataset):
         names = [n for n in elevation.data_vars]
         if len(names) != 1:
-            preferred = [n for n in names if str(n).lower() in ("elevation", "z", "elev", "topo")]
+            preferred = [n for n in names if str(n).lower() in ELEVATION_NAMES]
             if not preferred:
                 raise DimensionError(f"cannot tell which variable of {names} is the elevation")
             names = preferred

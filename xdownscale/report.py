@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from . import diagnostics as dg
-from .seasons import season_of
+from .seasons import SEASONS, season_of
 
 __all__ = ["area_section", "write", "markdown_table"]
 
@@ -84,7 +84,7 @@ def _season_sel(da: xr.DataArray, season: str) -> xr.DataArray:
 def _skill_rows(pred, truth, label: str, var: str) -> list[dict]:
     rows = []
     days = pd.DatetimeIndex(pred["time"].values)
-    for season in [s for s in ("DJF", "MAM", "JJA", "SON") if (season_of(days) == s).any()]:
+    for season in [s for s in SEASONS if (season_of(days) == s).any()]:
         sel = np.flatnonzero(season_of(days) == season)
         sk = dg.skill(pred.isel(time=sel), _season_sel(truth, season), var=var)
         for space in sk["space"].values:

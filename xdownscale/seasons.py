@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._utils import check_daily_time
+from ._utils import check_daily_time, day_numbers
 from .errors import ConfigError, TimeAxisError
 
 __all__ = ["SEASONS", "season_of", "seasons", "split"]
@@ -71,7 +71,7 @@ def _as_index(times) -> pd.DatetimeIndex:
 
 def _day_numbers(index: pd.DatetimeIndex, what: str) -> np.ndarray:
     """Integer calendar-day numbers; at most one time step per day."""
-    days = index.to_numpy().astype("datetime64[D]").astype(np.int64)
+    days = day_numbers(index)
     same = np.flatnonzero(np.diff(days) == 0)
     if same.size:
         raise TimeAxisError(

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from ._utils import day_numbers
 from .errors import ConfigError, LagWindowError, TimeAxisError
 
 __all__ = ["LagWindows", "lag_windows", "window_mask"]
@@ -52,10 +52,9 @@ class LagWindows:
 def _days(values, what: str) -> np.ndarray:
     """Integer calendar-day numbers of datetime-like input."""
     try:
-        index = pd.DatetimeIndex(np.atleast_1d(np.asarray(values)))
+        return day_numbers(values)
     except (TypeError, ValueError) as err:
         raise TimeAxisError(f"{what} must hold datetimes: {err}") from None
-    return index.to_numpy().astype("datetime64[D]").astype(np.int64)
 
 
 def _date(day_number) -> str:

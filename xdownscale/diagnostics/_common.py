@@ -7,9 +7,9 @@ import warnings
 from collections.abc import Hashable, Iterable, Iterator
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
+from .._utils import day_numbers as _day_numbers
 from .._utils import ensure_dataarray, standardize_dims
 from ..errors import DimensionError, GridMismatchError
 
@@ -91,8 +91,7 @@ def check_same_grid(a: xr.DataArray, b: xr.DataArray, what: str) -> None:
 
 def day_numbers(da: xr.DataArray, dim: Hashable = "time") -> np.ndarray:
     """Integer day numbers (days since 1970-01-01) of the time coordinate."""
-    days = pd.DatetimeIndex(np.asarray(da[dim])).to_numpy().astype("datetime64[D]")
-    return days.astype(np.int64)
+    return _day_numbers(da[dim].values)
 
 
 def target_days(da: xr.DataArray, dim: Hashable = "time") -> xr.DataArray:

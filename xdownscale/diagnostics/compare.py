@@ -9,14 +9,13 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ConfigError, GridMismatchError
+from ..seasons import SEASONS
 from ._common import check_same_grid, field, target_days
 from .distance import wasserstein
 from .skill import skill
 from .summary import summary
 from .temporal import correlogram, lag_metrics
 from .variogram import semivariogram
-
-_SEASONS = ("DJF", "MAM", "JJA", "SON")
 
 
 def _season_days(obj, var, season: str | None) -> xr.DataArray:
@@ -100,8 +99,8 @@ def compare(
     ConfigError
         Unknown ``season`` or wrong number of labels.
     """
-    if season is not None and season not in _SEASONS:
-        raise ConfigError(f"season must be one of {_SEASONS} or None, got {season!r}")
+    if season is not None and season not in SEASONS:
+        raise ConfigError(f"season must be one of {SEASONS} or None, got {season!r}")
     if len(labels) != 3:
         raise ConfigError(f"labels must name truth, prediction and coarse, got {list(labels)}")
     inputs = {lab: _season_days(o, var, season)

@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._utils import day_numbers
 from ..errors import ConfigError
+from ..seasons import SEASONS, season_of
 from ._common import field, target_days
 from .temporal import correlogram, lag_metrics
 from .variogram import semivariogram
@@ -32,16 +34,14 @@ __all__ = ["ood_checks", "plot_ood_checks", "ENVELOPE_STATS"]
 PRODUCTS = ("rollout", "fine", "coarse")
 #: Scalar statistics given an envelope: semivariogram sill, lag-1 ACF, lag-1 image R².
 ENVELOPE_STATS = ("sill", "acf1", "lag1_r2")
-_SEASON_OF_MONTH = np.array(["DJF", "DJF", "MAM", "MAM", "MAM", "JJA", "JJA", "JJA", "SON",
-                             "SON", "SON", "DJF"])
 
 
 def _blocks(times: pd.DatetimeIndex, min_days: int) -> list[np.ndarray]:
     """Positions of each run of consecutive days of one season, at least ``min_days`` long."""
     if len(times) == 0:
         return []
-    season = _SEASON_OF_MONTH[times.month - 1]
-    day = times.values.astype("datetime64[D]").astype(np.int64)
+    season = season_of(times)
+    day = day_numbers(times)
     cut = np.r_[True, (np.diff(day) != 1) | (season[1:] != season[:-1])]
     starts = np.flatnonzero(cut)
     stops = np.r_[starts[1:], len(times)]
@@ -127,7 +127,7 @@ def ood_checks(rollout: xr.Dataset | xr.DataArray, fine: xr.Dataset | xr.DataArr
         times = pd.DatetimeIndex(da["time"].values)
         for pos in _blocks(times, min_days):
             stats.append(_block_stats(da.isel(time=pos), nlags, max_lag, vario_kw))
-            meta.append((product, _SEASON_OF_MONTH[times[pos[0]].month - 1], times[pos[0]],
+            meta.append((product, season_of(times[pos[0]:pos[0] + 1])[0], times[pos[0]],
                          times[pos[-1]], len(pos)))
     if not any(m[0] == "rollout" for m in meta):
         raise ConfigError(f"the rollout has no run of {min_days} days of one season; lower "
@@ -139,7 +139,7 @@ def ood_checks(rollout: xr.Dataset | xr.DataArray, fine: xr.Dataset | xr.DataArr
                             end=("block", end), n_days=("block", n))
     out["acf1"] = out["acf"].sel(lag=1, drop=True)
     out["lag1_r2"] = out["lag_r2"].sel(lag_day=1, drop=True)
-    seasons = [s for s in ("DJF", "MAM", "JJA", "SON") if s in set(season)]
+    seasons = [s for s in SEASONS if s in set(season)]
     refs = {"fine": product == "fine", "coarse": product == "coarse",
             "both": product != "rollout"}
     for stat in ENVELOPE_STATS:

@@ -9,9 +9,8 @@ import xarray as xr
 
 from .._utils import check_daily_time
 from ..errors import ConfigError, TimeAxisError
+from ..seasons import SEASONS
 from ._common import field, tag, target_days
-
-_SEASONS = ("DJF", "MAM", "JJA", "SON")
 
 
 def _stat_name(q: float) -> str:
@@ -76,7 +75,7 @@ def summary(
     else:
         labels = np.asarray(da["time"].dt.season)
         groups = {s: da.isel(time=np.flatnonzero(labels == s))
-                  for s in _SEASONS if (labels == s).any()}
+                  for s in SEASONS if (labels == s).any()}
 
     dims = ["time", "lat", "lon"]
     rows = []
