@@ -19,7 +19,6 @@ from .errors import (
     ConfigError,
     DimensionError,
     GridMismatchError,
-    NegativeValueError,
     TimeAxisError,
     UnitsError,
     XDownscaleError,
@@ -138,22 +137,11 @@ def check_units(da: xr.DataArray, fitted_units, what: str) -> None:
     )
 
 
-def _raise_if_negative(block: np.ndarray, what: str = "the coarse driver") -> np.ndarray:
-    vmin = np.nanmin(block) if block.size and np.isfinite(block).any() else 0.0
-    if vmin < 0:
-        raise NegativeValueError(
-            f"{what} has negative values (min {vmin:.3g}); dust AOD must be >= 0, as in the "
-            "record the model was fitted on. Mask or clip retrieval artefacts first."
-        )
-    return block
-
-
 def check_coarse_values(da: xr.DataArray, what: str) -> xr.DataArray:
     """Refuse negative values: at once for in-memory data, inside the graph for dask data."""
-    if da.chunks is None:
-        _raise_if_negative(np.asarray(da.values), what)
-        return da
-    return da.copy(data=da.data.map_blocks(_raise_if_negative, what, dtype=da.dtype))
+    from .transforms import check_nonnegative
+
+    return check_nonnegative(da, what=what)
 
 
 def check_coarse_grid(da: xr.DataArray, grid: dict, what: str) -> None:

@@ -23,11 +23,11 @@ from .errors import (
     GridMismatchError,
     MissingDependencyError,
     MissingVariableError,
-    NegativeValueError,
     TimeAxisError,
     UnitsError,
 )
 from .regions import clip, normalize_lonlat
+from .transforms import NEGATIVE_TOL, negative_value_error
 
 __all__ = ["open_merra2", "open_g5nr", "open_elevation", "DIMENSIONLESS"]
 
@@ -186,9 +186,8 @@ def _open_aod(paths: PathsLike, region, var: Hashable, chunks, pad: float, *, pr
         # One reduction over the (clipped) samples, before averaging can hide a negative
         # sample; off by default so that opening stays free.
         vmin = float(da.min().compute())
-        if vmin < 0:
-            raise NegativeValueError(f"{product} {var!r} has negative values (min {vmin:.3g}); "
-                                     "dust AOD must be >= 0")
+        if vmin < -NEGATIVE_TOL:
+            raise negative_value_error(f"{product} {var!r}", vmin)
     daily = _daily_mean(da.transpose("time", "lat", "lon"), index, per_day, product,
                         require_full_days)
     out = daily.to_dataset(name=var)

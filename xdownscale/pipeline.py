@@ -23,7 +23,6 @@ from .errors import (
     DimensionError,
     GridMismatchError,
     LagWindowError,
-    NegativeValueError,
     ScalingError,
 )
 from .io import ELEVATION_NAMES
@@ -32,6 +31,7 @@ from .regrid import regrid_like
 from .seasons import SEASONS, season_of
 from .seasons import seasons as season_blocks
 from .seasons import split as temporal_split
+from .transforms import NEGATIVE_TOL, negative_value_error
 from .windows import lag_windows
 
 __all__ = ["prepare_inputs", "SeasonPlan", "plan_season", "ArraySource", "day_loaders"]
@@ -56,11 +56,8 @@ def _check_nonnegative(da: xr.DataArray, what: str) -> None:
     vmin = float(da.min(skipna=True).compute()) if da.size else 0.0
     if not np.isfinite(vmin):
         raise ScalingError(f"{what} holds no finite value (all NaN): nothing to fit on")
-    if vmin < 0:
-        raise NegativeValueError(
-            f"{what} has negative values (min {vmin:.3g}); dust AOD must be >= 0. Mask or clip "
-            "retrieval artefacts before fitting."
-        )
+    if vmin < -NEGATIVE_TOL:
+        raise negative_value_error(what, vmin)
 
 
 def elevation_on_grid(elevation, fine: xr.DataArray) -> xr.DataArray | None:

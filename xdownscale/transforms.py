@@ -166,22 +166,31 @@ def _check_eps(eps: float) -> float:
 # --------------------------------------------------------------------------- validation
 
 
-def _raise_negative(minimum: float, count: int, tol: float, where: str = "") -> None:
-    raise NegativeValueError(
-        f"found {count} value(s) below -{tol:g}{where} (minimum {minimum:.6g}); AOD must be "
-        "non-negative. Check the variable and its scale_factor/add_offset, or clip known "
+#: Values down to ``-NEGATIVE_TOL`` are round-off of packed data, not negative AOD: every
+#: check of the package (opening, fitting, predicting, transforming) uses this one tolerance.
+NEGATIVE_TOL = 1e-5
+
+
+def negative_value_error(what: str, minimum: float, count: int | None = None,
+                         tol: float = NEGATIVE_TOL) -> NegativeValueError:
+    """The one error for negative values: what, how many, the minimum, and what to do."""
+    many = f"{count} value(s) below -{tol:g}" if count is not None else f"values below -{tol:g}"
+    return NegativeValueError(
+        f"{what} has {many} (minimum {minimum:.6g}); dust AOD must be non-negative. Check the "
+        "variable and its scale_factor/add_offset, mask retrieval artefacts, or clip known "
         "round-off with .clip(min=0) before downscaling."
     )
 
 
-def _check_block(block: np.ndarray, tol: float) -> np.ndarray:
+def _check_block(block: np.ndarray, tol: float, what: str = "the data") -> np.ndarray:
     bad = block < -tol  # NaN compares False, so missing values pass
     if bad.any():
-        _raise_negative(float(np.nanmin(block)), int(bad.sum()), tol, " in a dask chunk")
+        raise negative_value_error(what, float(np.nanmin(block)), int(bad.sum()), tol)
     return block
 
 
-def check_nonnegative(obj: Any, *, tol: float = 1e-5, var: Any = None) -> Any:
+def check_nonnegative(obj: Any, *, tol: float = NEGATIVE_TOL, var: Any = None,
+                      what: str = "the data") -> Any:
     """Reject clearly negative values (invalid AOD); NaN is allowed.
 
     Small negatives down to ``-tol`` (round-off of packed data) pass; :func:`log10_transform`
@@ -196,6 +205,8 @@ def check_nonnegative(obj: Any, *, tol: float = 1e-5, var: Any = None) -> Any:
         Values below ``-tol`` are errors (10 times the default ``log10`` floor).
     var : hashable, optional
         Variable of a Dataset to check.
+    what : str, default "the data"
+        How the error message names the input.
 
     Returns
     -------
@@ -213,16 +224,16 @@ def check_nonnegative(obj: Any, *, tol: float = 1e-5, var: Any = None) -> Any:
     if isinstance(obj, (xr.Dataset, xr.DataArray)):
         arr = ensure_dataarray(obj, var)
         if _is_dask(arr.data):
-            checked = arr.copy(data=arr.data.map_blocks(_check_block, tol, dtype=arr.dtype))
+            checked = arr.copy(data=arr.data.map_blocks(_check_block, tol, what, dtype=arr.dtype))
             return obj.assign({arr.name: checked}) if isinstance(obj, xr.Dataset) else checked
-        _check_block(np.asarray(arr.data), tol)
+        _check_block(np.asarray(arr.data), tol, what)
         return obj
     if _is_torch(obj):
-        _check_block(obj.detach().cpu().numpy(), tol)
+        _check_block(obj.detach().cpu().numpy(), tol, what)
         return obj
     if _is_dask(obj):
-        return obj.map_blocks(_check_block, tol, dtype=obj.dtype)
-    _check_block(np.asarray(obj), tol)
+        return obj.map_blocks(_check_block, tol, what, dtype=obj.dtype)
+    _check_block(np.asarray(obj), tol, what)
     return obj
 
 
