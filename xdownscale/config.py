@@ -25,6 +25,7 @@ _CHOICES = {
     "fusion": ("posthoc", "per_step"),
     "window": ("hann", "boxcar"),
     "encoder": ("pretrained", "random", "none"),
+    "inference": ("patches", "tiles"),
 }
 
 
@@ -52,6 +53,11 @@ class DownscaleConfig:
     halo: int = 4
     window: str = "hann"
     patches_per_day: int | None = None  # random subset of a day's patches per epoch (None: all)
+    # prediction pieces: "patches" (patch at infer_stride, halo) or "tiles" of `tile` pixels
+    # with `tile_halo`, each pixel computed about once (docs' prediction guide for the skill)
+    inference: str = "tiles"
+    tile: int = 64
+    tile_halo: int = 8
     # stage A: small temporal U-Net on the coarse record
     small_widths: tuple[int, ...] = (64, 128, 256)
     small_lr: float = 5e-4
@@ -133,6 +139,10 @@ class DownscaleConfig:
             raise ConfigError("small_widths and large_widths need three levels")
         if self.eps <= 0:
             raise ConfigError(f"eps must be positive, got {self.eps}")
+        if not isinstance(self.tile, int) or self.tile < self.patch or self.tile % 4:
+            raise ConfigError(f"tile must be a multiple of 4 and >= patch, got {self.tile!r}")
+        if not isinstance(self.tile_halo, int) or not 0 <= 2 * self.tile_halo < self.tile:
+            raise ConfigError(f"tile_halo={self.tile_halo!r} leaves no core in a {self.tile} px tile")
         return self
 
     # -- presets ----------------------------------------------------------------------------
@@ -140,7 +150,8 @@ class DownscaleConfig:
     def paper(cls, **overrides) -> DownscaleConfig:
         """The paper's settings (1000 diffusion steps sampled in full, widths 64/128/256 and
         128/256/512, stride 8 for training and 2 for inference, halo 4, T_lag 40)."""
-        return cls(**{"sampler": "ddpm", "sample_steps": 1000, **overrides})
+        return cls(**{"sampler": "ddpm", "sample_steps": 1000, "inference": "patches",
+                      **overrides})
 
     @classmethod
     def fast(cls, **overrides) -> DownscaleConfig:
