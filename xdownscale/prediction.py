@@ -18,6 +18,10 @@ the graph once rather than once per block.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+
 import dask
 import dask.array as da
 import numpy as np
@@ -199,7 +203,36 @@ def _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs) -> da
     return da.block(blocks)
 
 
+_MALLOC = {"done": False}
+
+
+def _keep_heap_for_torch() -> None:
+    """Undo, once per worker process, what dask's nanny does to glibc's malloc for torch.
+
+    The nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (so freed memory goes back
+    to the OS). Setting any malloc threshold switches off glibc's dynamic mmap threshold, so
+    every tensor above 128 kB is mmap'ed, page-faulted in and unmapped again, at every layer
+    of every network call: measured 2x the time of the same prediction in a plain process
+    (``benchmarks/bench_scaleout.py``). Raising the mmap and trim thresholds lets the heap
+    reuse those blocks. Nothing is changed unless that variable is set (a nanny's worker, or
+    a user who set it); ``XDOWNSCALE_KEEP_MALLOC=1`` opts out.
+    """
+    if _MALLOC["done"]:
+        return
+    _MALLOC["done"] = True
+    if (not sys.platform.startswith("linux") or "MALLOC_TRIM_THRESHOLD_" not in os.environ
+            or os.environ.get("XDOWNSCALE_KEEP_MALLOC") == "1"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD: blocks up to 32 MiB from the heap
+        libc.mallopt(-1, 128 * 2**20)  # M_TRIM_THRESHOLD: keep up to 128 MiB free at the top
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _predict_block(est, days, cblock, hblock, n_lags, origin, keep, kwargs):
+    _keep_heap_for_torch()
     cblock = np.asarray(cblock)
     hist = np.asarray(hblock).reshape(len(days), n_lags, *cblock.shape[1:])
     return predict_days_array(est, days, cblock, hist, origin=origin, **kwargs)[keep]

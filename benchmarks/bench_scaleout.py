@@ -1,0 +1,159 @@
+"""Scale-out of ``est.predict`` on a ``distributed.LocalCluster``: speed-up and per-task cost.
+
+The same predictions (``--days`` days, default 16, of a 48 x 64 window of the synthetic A1
+area, a ``DownscaleConfig.fast()`` DDPM fitted with one epoch per stage, DDIM-20, one member)
+are run
+
+* eagerly (numpy in, numpy out) on 1 and on 2 torch threads, in this process;
+* lazily (coarse chunked one day per chunk: one task per day) on a LocalCluster of 1 and of
+  2 worker processes with 1 thread each.
+
+Every run is preceded by one warm-up prediction of one day (the eager ones here; the cluster
+ones through ``client.run`` on every worker), so imports and first-call costs count in
+neither. The per-task overhead is ``(cluster wall - eager wall on 1 thread) / tasks`` for one
+worker. Targets (issue 15): 1 worker within 1.2 x of eager on 1 thread, 2 workers >= 1.8 x
+faster than 1.
+
+Then a projection table: one full A1 day (432 x 357) and a 20-year daily A1 record with the
+default configuration, from ``bench_predict_day.py``'s measured day (``--day-seconds``) on
+this CPU, scaled by workers, and on one data-centre GPU from FLOPs at an assumed sustained
+throughput (``--gpu-tflops``); which figures are measured and which projected is printed.
+
+Run::
+
+    python benchmarks/bench_scaleout.py --cache /tmp/xds-bench-scaleout
+
+About 6 minutes on 2 CPU cores (fitting ~2 of them on the first run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import cached_fit
+
+VAR = "DUEXTTAU"
+WINDOW = (32.0, 34.95, 44.0, 47.95)  # lat 32-35 N (48 px), lon 44-48 E (64 px)
+
+
+def load(args):
+    import xdownscale
+
+    coarse, fine, elev = xdownscale.datasets.synthetic(
+        area="A1", seed=args.seed, window=WINDOW, coarse_start="2003-01-01",
+        coarse_end="2007-12-31", fine_start="2005-05-15", fine_days=240)
+    return coarse.load(), fine.load(), elev
+
+
+def fit_or_load(args, coarse, fine, elev):
+    from xdownscale import DownscaleConfig
+
+    def fit():
+        cfg = DownscaleConfig.fast(seed=args.seed, verbose=False, small_epochs=1, epochs=1)
+        return coarse.downscale.fit(fine, elevation=elev, model="ddpm", config=cfg,
+                                    seasons=["JJA"])
+
+    return cached_fit(Path(args.cache) / f"scaleout_seed{args.seed}", fit, "the fast DDPM")[0]
+
+
+def _set_threads(n):
+    import torch
+
+    torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cache", default="bench-cache")
+    p.add_argument("--days", type=int, default=16)
+    p.add_argument("--inference", default=None, help="tiles or patches (default: config's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--day-seconds", type=float, default=None,
+                   help="measured seconds of one full A1 day (bench_predict_day.py)")
+    p.add_argument("--day-flops", type=float, default=None,
+                   help="counted FLOPs of one full A1 day (bench_predict_day.py)")
+    p.add_argument("--gpu-tflops", type=float, default=100.0,
+                   help="assumed sustained TFLOP/s of one data-centre GPU (bf16 convolutions)")
+    args = p.parse_args(argv)
+    import distributed
+
+    coarse, fine, elev = load(args)
+    est = fit_or_load(args, coarse, fine, elev)
+    days = pd.DatetimeIndex([d for d in coarse.time.values
+                             if pd.Timestamp(d) >= pd.Timestamp(fine.time.values[0])
+                             + pd.Timedelta(days=est.config_.n_lags)
+                             and pd.Timestamp(d).month in (6, 7, 8)])[: args.days]
+    kw = dict(history=fine, seed=1, inference=args.inference)
+    cday = coarse.sel(time=days)
+    print(f"{len(days)} days, {fine.sizes['lat']} x {fine.sizes['lon']} px, inference "
+          f"{args.inference or est.config_.inference}, load average {os.getloadavg()[0]:.1f}",
+          flush=True)
+
+    walls, ref = {}, None
+    for threads in (1, 2):
+        _set_threads(threads)
+        est.predict(cday.isel(time=[0]), **kw)[VAR].load()  # warm-up
+        t0 = time.perf_counter()
+        out = est.predict(cday, **kw)[VAR].values
+        walls[f"eager, {threads} thread(s)"] = time.perf_counter() - t0
+        ref = out if ref is None else ref
+        print(f"  eager {threads} thread(s): {walls[f'eager, {threads} thread(s)']:.1f} s",
+              flush=True)
+    _set_threads(1)
+
+    for workers in (1, 2):
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            # warm-up on every worker: imports and first torch calls, as in the eager runs
+            client.run(_set_threads, 1)
+            warm = est.predict(cday.isel(time=[0]).chunk({"time": 1}), **kw)
+            client.compute(warm).result()
+            lazy = est.predict(cday.chunk({"time": 1}), **kw)
+            t0 = time.perf_counter()
+            res = client.compute(lazy).result()
+            wall = time.perf_counter() - t0
+        np.testing.assert_allclose(res[VAR].values, ref, rtol=1e-5)
+        walls[f"cluster, {workers} worker(s) x 1 thread"] = wall
+        print(f"  cluster {workers} worker(s): {wall:.1f} s", flush=True)
+
+    e1, e2 = walls["eager, 1 thread(s)"], walls["eager, 2 thread(s)"]
+    c1, c2 = (walls["cluster, 1 worker(s) x 1 thread"], walls["cluster, 2 worker(s) x 1 thread"])
+    print(f"\n{len(days)} days, one task per day; results equal to eager (rtol 1e-5)")
+    for name, w in walls.items():
+        print(f"  {name:32s} {w:7.1f} s  {w / len(days):6.2f} s/day")
+    print(f"1 worker / eager 1 thread: x{c1 / e1:.2f} (target <= 1.2); per-task overhead "
+          f"{(c1 - e1) / len(days) * 1e3:+.0f} ms")
+    print(f"2 workers vs 1 worker: x{c1 / c2:.2f} speed-up (target >= 1.8); "
+          f"2 workers vs eager 2 threads: x{e2 / c2:.2f}")
+    projection(args, c1 / c2)
+
+
+def projection(args, speedup2: float) -> None:
+    """One A1 day and a 20-year daily A1 record: CPU measured/scaled, GPU from FLOPs."""
+    if args.day_seconds is None or args.day_flops is None:
+        print("\n(projection table: pass --day-seconds and --day-flops from bench_predict_day)")
+        return
+    days20 = 20 * 365.25
+    gpu_day = args.day_flops / (args.gpu_tflops * 1e12)
+    rows = [
+        ("this CPU, 2 cores, 1 process", args.day_seconds, "measured (bench_predict_day)"),
+        ("this CPU, 2 workers x 1 thread", 2 * args.day_seconds / speedup2,
+         "projected: 1-thread day = 2x the 2-thread day, / measured 2-worker speed-up"),
+        (f"1 GPU at {args.gpu_tflops:g} TFLOP/s sustained", gpu_day,
+         "projected from counted FLOPs; not measured (no GPU here)"),
+    ]
+    print(f"\nprojection, default configuration, one A1 day = {args.day_flops:.3g} FLOP")
+    print(f"  {'where':38s} {'A1 day':>10s} {'20 years':>12s}  basis")
+    for name, s, basis in rows:
+        print(f"  {name:38s} {s:8.1f} s {s * days20 / 3600:9.1f} h  {basis}")
+
+
+if __name__ == "__main__":
+    main()
