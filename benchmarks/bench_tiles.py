@@ -84,6 +84,7 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip", default="", help="parts to skip: a, b")
     p.add_argument("--models", default="ddpm,unet", help="models of part (a)")
+    p.add_argument("--a-steps", type=int, default=20, help="DDIM steps of part (a)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     coarse, fine, elev = xdownscale.datasets.synthetic(area="A1", seed=args.seed)
@@ -101,10 +102,11 @@ def main(argv=None) -> pd.DataFrame:
             ways = [("patches", 16, 4)] + [("tiles", t, args.tile_halo) for t in tiles]
             for inference, tile, halo in ways:
                 r = run(est, coarse, fine, days, inference=inference, tile=tile, halo=halo,
-                        members=members)
+                        members=members, steps=args.a_steps)
                 name = "patches s2" if inference == "patches" else f"tiles {tile}"
                 rows.append({"part": "a", "model": model, "inference": name,
-                             "sampler": "ddim-20" if model == "ddpm" else "-", **r})
+                             "sampler": f"ddim-{args.a_steps}" if model == "ddpm" else "-",
+                             **r})
                 print(f"  {model} {name:10s} R2 {r['r2']:.4f} CRPS {r.get('crps', np.nan):.4f} "
                       f"{r['s_day']:.2f} s/day", flush=True)
     if "b" not in args.skip:

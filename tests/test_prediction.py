@@ -162,3 +162,19 @@ def test_predict_on_a_two_worker_cluster(wide):
     np.testing.assert_allclose(result[VAR].values, eager[VAR].values, rtol=1e-5)
     np.testing.assert_allclose(result[f"{VAR}_std"].values, eager[f"{VAR}_std"].values,
                                rtol=1e-4, atol=1e-7)
+
+
+def test_worker_heap_tuning_runs_once_and_only_under_a_nanny(monkeypatch):
+    from xdownscale import prediction
+
+    calls = []
+    monkeypatch.setattr(prediction, "_MALLOC", {"done": False})
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.setattr(prediction.ctypes, "CDLL", lambda name: calls.append(name))
+    prediction._keep_heap_for_torch()  # a plain process: nothing changes
+    assert calls == [] and prediction._MALLOC["done"]
+    monkeypatch.setattr(prediction, "_MALLOC", {"done": False})
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    prediction._keep_heap_for_torch()
+    prediction._keep_heap_for_torch()
+    assert len(calls) == (1 if prediction.sys.platform.startswith("linux") else 0)
