@@ -56,8 +56,8 @@ class DownscaleConfig:
     # prediction pieces: "patches" (patch at infer_stride, halo) or "tiles" of `tile` pixels
     # with `tile_halo`, each pixel computed about once (docs' prediction guide for the skill)
     inference: str = "tiles"
-    tile: int = 64
-    tile_halo: int = 8
+    tile: int = 32
+    tile_halo: int = 4
     # stage A: small temporal U-Net on the coarse record
     small_widths: tuple[int, ...] = (64, 128, 256)
     small_lr: float = 5e-4
