@@ -34,6 +34,8 @@ changes for the networks on a tile:
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import torch
@@ -171,9 +173,24 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
     missing = ~(np.isfinite(hist).all(0) & np.isfinite(cond).all(0))
     hist_t = torch.from_numpy(np.nan_to_num(hist, nan=0.0)).to(device)
     cond_t = torch.from_numpy(np.nan_to_num(cond, nan=0.0)).to(device)
+    # bf16 autocast on a GPU with mixed_precision=True; never on the CPU, so CPU results are
+    # the float32 ones on every machine
+    cuda = torch.device(device).type == "cuda" and cfg.mixed_precision
+    with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
+        out = _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, side,
+                              batch_size, members=members, sampler=sampler, steps=steps,
+                              eta=eta, seed=seed, day=day, fusion=fusion, device=device)
+    out[:, missing] = np.nan
+    return out
+
+
+def _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, side, batch_size,
+                    *, members, sampler, steps, eta, seed, day, fusion, device) -> np.ndarray:
+    """Encode, sample or regress, and stitch every piece of one (window of a) day."""
     cond_p = cut_patches(cond_t, starts, side)
     raw = _encode(module, hist_t, starts, side, batch_size)
     n = starts.shape[0]
+    ny, nx = plan.shape
 
     def inputs(b):
         feats = module.encoder.resize(raw[b], side)
@@ -198,7 +215,6 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
             x0 = torch.cat(parts)
         image, _ = plan.stitch(x0[:, 0].float().cpu().numpy())
         out[m] = image
-    out[:, missing] = np.nan
     return out
 
 
