@@ -18,8 +18,11 @@ Run::
 
     python benchmarks/bench_tiles.py --cache /tmp/xds-bench-tiles
 
-About 25 minutes on 2 shared CPU cores with the default 6 days x 4 members (fitting: ~5 of
-them; the stride-2 patch rows are most of the rest).
+The stride-2 DDPM patch rows are nearly all of the time (625 patches x steps x members a
+day). Measured on 2 shared CPU cores: ``--models ddpm --members 2 --days 3 --a-steps 10
+--skip b`` 17 min at a load average of 11; ``--models ddpm --members 4 --days 6 --skip a``
+12 min at 11; ``--models unet --days 100 --skip b`` 15 s at 2. Fitting both models the
+first time took 66 min at a load average of 10 (cached afterwards).
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def main(argv=None) -> pd.DataFrame:
     coarse, fine, elev = xdownscale.datasets.synthetic(area="A1", seed=args.seed)
     coarse, fine = coarse.load(), fine.load()
     models = {m: fit_or_load(args, m, coarse, fine, elev) for m in args.models.split(",")}
-    days = pd.DatetimeIndex(models["ddpm"].test_days_[args.season])[: args.days]
+    days = pd.DatetimeIndex(next(iter(models.values())).test_days_[args.season])[: args.days]
     tiles = [int(t) for t in args.tiles.split(",") if t]
     print(f"{len(days)} {args.season} test days ({days[0].date()} .. {days[-1].date()}), "
           f"{args.members} DDPM members, {args.threads} thread(s), load average "
