@@ -72,6 +72,14 @@ def _set_threads(n):
     return torch.get_num_threads()
 
 
+def _warm(est, coarse, kw):
+    """One eager prediction in a worker process: imports, first torch calls."""
+    from xdownscale.prediction import _keep_heap_for_torch
+
+    _keep_heap_for_torch()
+    est.predict(coarse, **kw)[VAR].load()
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache", default="bench-cache")
@@ -125,8 +133,7 @@ def main(argv=None) -> None:
                 distributed.Client(cluster) as client:
             # warm-up on every worker: imports and first torch calls, as in the eager runs
             client.run(_set_threads, 1)
-            warm = est.predict(cday.isel(time=[0]).chunk({"time": 1}), **kw)
-            client.compute(warm).result()
+            client.run(_warm, est, cday.isel(time=[0]), kw)
             lazy = est.predict(cday.chunk({"time": 1}), **kw)
             t0 = time.perf_counter()
             res = client.compute(lazy).result()
