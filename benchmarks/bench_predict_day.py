@@ -1,37 +1,32 @@
-"""One full A1 day (432 x 357 fine pixels) with the default configuration: time and memory.
+"""One full A1 day (432 x 357 fine pixels) with the default configuration: FLOPs, time, memory.
 
 The default configuration is ``DownscaleConfig()``, what ``Downscaler()`` and
 ``coarse.downscale.fit(...)`` use when no config is given: the paper's architecture (small
 temporal U-Net 64/128/256, large conditional DDPM U-Net 128/256/512, ~14 M parameters),
-inference stride 2 (35 948 patches of 16 x 16 with a 4-pixel halo), post-hoc stitching, and
-a DDIM sampler with 20 steps. The day is run with ``--steps`` (20 by default); DDIM-50 and
-DDPM-1000 are extrapolated from the same per-step cost.
+tile inference (64-pixel tiles, 8-pixel halo, Hann-blended), post-hoc stitching and DDIM-20.
 
 Training to convergence is not the point: the model is fitted with the minimal legitimate
 amount of training (one epoch of each stage on a few patches per day, via config overrides
 that leave every architecture and prediction setting at its default) to get weights of the
 right size, on the full A1 synthetic pair with a 60-day G5NR period (40 lag days + targets).
 
-On 2 CPU cores one denoising step over all patches of a day takes many minutes, so a
-DDIM-20 day takes hours. The day is therefore run through the real ``est.predict`` (cutting,
-encoding every patch, the scheduler's 20 steps and noise, stitching: all real), with the
-large network run for real on the first ``--real-calls`` batches and replaced by a stand-in
-that returns a cached batch afterwards; the day's time is extrapolated as the measured wall
-time + (calls - real calls) x the mean real call. Peak memory is measured for real: every
-day-sized array is allocated, and the network's activations are bounded by one batch.
-
-Measured in a fresh subprocess (so training does not count): wall time, peak RSS of the
-prediction (the kernel's high-water mark, reset after loading; tracemalloc does not see
-torch's allocator, so it is not used), patches per
-day, seconds per step, and the share of stitching, timed on this day's patch set with
-``StitchPlan``: post-hoc (plan build + one numpy stitch per member) and per-step fusion
-(plan build + one torch stitch and re-cut per step).
+In a fresh subprocess (so training does not count) the day is predicted for real through
+``est.predict`` (cut, encode, every sampler step, stitch), timed, with the peak RSS of the
+prediction (the kernel's high-water mark, reset after loading). Then the FLOPs are counted
+with ``torch.utils.flop_counter.FlopCounterMode`` on predictions of the same day with 1 and 2
+steps: their difference is one step, so the day is ``F(1) + (steps - 1) * (F(2) - F(1))``.
+The paper's configuration (DDPM-1000 on 16 x 16 patches at stride 2, 35 948 patches) is
+433 PFLOP per A1 day; the ratio is printed, and the same count for ``inference="patches"``
+(one patch counted, times the patches and steps of a day) for comparison.
 
 Run::
 
     python benchmarks/bench_predict_day.py --cache /tmp/xds-bench/day
 
-About 8 minutes on 2 CPU cores the first time (fitting: ~3 of them), ~5 on reruns.
+On a shared machine pass ``--extrapolate`` (time the 1- and 2-step days only); the CPU
+seconds (process time) are then the figure that does not depend on the other jobs. Measured
+with ``--threads 1 --extrapolate``: 5 minutes wall at a load average of 8 on 2 cores (the
+fit, 7 minutes, is cached).
 """
 
 from __future__ import annotations
@@ -48,6 +43,8 @@ import numpy as np
 from _common import cached_fit, current_mb, peak_mb, reset_peak
 
 VAR = "DUEXTTAU"
+PREDICTION_FIELDS = ("inference", "tile", "tile_halo", "infer_stride", "halo", "sampler",
+                     "sample_steps", "fusion", "predict_batch_size")
 
 
 def load_pair(args):
@@ -82,141 +79,125 @@ def fit_if_needed(args) -> None:
 
 
 def child(args) -> dict:
-    """Runs in a fresh process: load, predict one day, report timings and memory."""
+    """Runs in a fresh process: load, predict one day, report time, memory and FLOPs."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
-    from xdownscale import Downscaler
-    from xdownscale.patches import patch_starts
-    from xdownscale.stitch import StitchPlan
+    from xdownscale import DownscaleConfig, Downscaler
+    from xdownscale.predict import piece_layout
 
     torch.set_num_threads(args.threads)
     est = Downscaler.load(model_path(args))
+    # prediction settings of today's default config (a cached model keeps those of its fit)
+    default = DownscaleConfig()
+    est.config_ = est.config_.replace(**{k: getattr(default, k) for k in PREDICTION_FIELDS})
     coarse, fine, _ = load_pair(args)
     cfg = est.config_
     day = est.test_days_["JJA"][0]
     module = est.modules_["JJA"]
-    starts = patch_starts((est.lat_.size, est.lon_.size), patch=cfg.patch,
-                          stride=cfg.infer_stride)
+    shape = (est.lat_.size, est.lon_.size)
+    kw = dict(history=fine, sampler="ddim", members=args.members, fusion="posthoc",
+              inference=args.inference)
+    one = coarse.sel(time=[day])
     rss_loaded = current_mb()
     reset = reset_peak()
 
-    # Wrap the two networks: the encoder is timed, the large network runs for real on the
-    # first real_calls batches and is replaced by the last real output afterwards.
-    log = {"enc": 0.0, "real": [], "stand_in": 0.0, "calls": 0}
-    raw, predict_x0 = module.encoder.raw, module.large.predict_x0
+    def count(**extra):
+        t0, c0 = time.perf_counter(), time.process_time()
+        with FlopCounterMode(display=False) as counter:
+            pred = est.predict(one, **kw, **extra)
+            assert pred[VAR].shape == (1, *shape) and np.isfinite(pred[VAR].values).all()
+        return (counter.get_total_flops(), time.perf_counter() - t0,
+                time.process_time() - c0)
 
-    def timed_raw(x):
-        t0 = time.perf_counter()
-        out = raw(x)
-        log["enc"] += time.perf_counter() - t0
-        return out
-
-    def partial_predict_x0(x_t, t, cond, film=None):
-        t0 = time.perf_counter()
-        log["calls"] += 1
-        if len(log["real"]) < args.real_calls:
-            out = predict_x0(x_t, t, cond, film)
-            log["cached"] = out
-            log["real"].append(time.perf_counter() - t0)
-            return out
-        out = log["cached"][: x_t.shape[0]].clone()
-        log["stand_in"] += time.perf_counter() - t0
-        return out
-
-    module.encoder.raw = timed_raw
-    module.large.predict_x0 = partial_predict_x0
-    t0 = time.perf_counter()
-    pred = est.predict(coarse.sel(time=[day]), history=fine, sampler="ddim", steps=args.steps,
-                       members=args.members, fusion="posthoc")
-    wall = time.perf_counter() - t0
+    (f1, t1, c1), (f2, t2, c2) = count(steps=1), count(steps=2)
+    wall = cpu = None
+    if not args.extrapolate:
+        t0, c0 = time.perf_counter(), time.process_time()
+        est.predict(one, steps=args.steps, **kw)[VAR].load()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss_peak = peak_mb()
-    assert pred[VAR].shape == (1, est.lat_.size, est.lon_.size)
+    # the paper's pieces for comparison: one 16 x 16 patch through the encoder and one step
+    with FlopCounterMode(display=False) as enc:
+        module.encoder.raw(torch.zeros(1, cfg.n_lags, cfg.patch, cfg.patch))
+    with torch.no_grad():
+        x, film = module.inputs(torch.zeros(1, cfg.n_lags, cfg.patch, cfg.patch),
+                                torch.zeros(1, _n_cond(est), cfg.patch, cfg.patch))
+    with FlopCounterMode(display=False) as step, torch.no_grad():
+        module.large.predict_x0(torch.zeros(1, 1, cfg.patch, cfg.patch), 0, x, film=film)
+    side, stride, halo = piece_layout(cfg, shape, args.inference or cfg.inference)
+    from xdownscale.patches import patch_starts
 
-    # The stitch share on this day's patch set, best of 3 (numpy for post-hoc, as predict_day
-    # does; torch stitch + re-cut for per-step fusion).
-    def best(fn, repeat=3):
-        times = []
-        for _ in range(repeat):
-            s = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - s)
-        return min(times)
-
-    shape = (est.lat_.size, est.lon_.size)
-    rng = np.random.default_rng(0)
-    patches = rng.random((len(starts), cfg.patch, cfg.patch), dtype=np.float32)
-    plan = StitchPlan(starts, shape, patch=cfg.patch, halo=cfg.halo, window=cfg.window)
-    tensor = torch.from_numpy(patches)
-    plan.stitch(tensor)  # builds the plan's torch indices once, as the first step would
+    n_pieces = len(patch_starts(shape, patch=side, stride=stride))
+    n_patches = len(patch_starts(shape, patch=cfg.patch, stride=cfg.infer_stride))
     return {
         "params_large": sum(p.numel() for p in module.large.parameters()),
         "params_small": sum(p.numel() for p in module.small.parameters()),
         "config": {k: getattr(cfg, k) for k in ("large_widths", "small_widths", "infer_stride",
                                                 "patch", "halo", "sampler", "sample_steps",
-                                                "fusion", "predict_batch_size")},
+                                                "fusion", "predict_batch_size", "inference",
+                                                "tile", "tile_halo")},
+        "inference": args.inference or cfg.inference, "piece": [side, stride, halo],
+        "pieces": n_pieces, "patches": n_patches,
         "day": str(np.datetime_as_string(np.datetime64(day, "D"))), "shape": shape,
-        "patches": len(starts), "wall": wall, "encode": log["enc"], "real": log["real"],
-        "stand_in": log["stand_in"], "calls": log["calls"], "rss_loaded": rss_loaded,
-        "rss_peak": rss_peak, "reset": reset, "load": os.getloadavg()[0],
-        "t_plan": best(lambda: StitchPlan(starts, shape, patch=cfg.patch, halo=cfg.halo,
-                                          window=cfg.window)),
-        "t_stitch_np": best(lambda: plan.stitch(patches)),
-        "t_stitch_cut_torch": best(lambda: plan.cut(plan.stitch(tensor)[0])),
+        "wall": wall, "rss_loaded": rss_loaded, "rss_peak": rss_peak, "reset": reset,
+        "load": os.getloadavg()[0], "flops_1": f1, "flops_2": f2, "t_1": t1, "t_2": t2,
+        "c_1": c1, "c_2": c2, "cpu": cpu,
+        "patch_enc_flops": enc.get_total_flops(), "patch_step_flops": step.get_total_flops(),
     }
 
 
+def _n_cond(est) -> int:
+    """Channels of the conditioning stack: the coarse driver plus the covariate maps."""
+    from xdownscale import pipeline
+
+    static = pipeline.StaticMaps(est.covariate_spec_, est.lat_, est.lon_, est.elevation_)
+    return 1 + static.covariates([est.test_days_["JJA"][0]])[0].shape[0]
+
+
+PAPER_FLOPS = 433e15  # DDPM-1000, stride-2 patches, one A1 day (issue 15)
+
+
 def report(r: dict, args) -> None:
-    n_real = len(r["real"])
-    per_call = float(np.mean(r["real"][1:] if n_real > 1 else r["real"]))  # skip warm-up
-    calls_per_step = r["calls"] / args.steps / args.members
-    # Everything measured except the stand-in calls, plus every call at the real cost.
-    total = r["wall"] - r["stand_in"] - sum(r["real"]) + r["calls"] * per_call
-    other = r["wall"] - r["stand_in"] - sum(r["real"]) - r["encode"]  # cut, noise, steps, stitch
-    per_step = calls_per_step * per_call
-
-    def day_seconds(steps):
-        # "other" is scaled with the steps too (noise and scheduler are per step; the one-off
-        # cut and stitch are small): slightly pessimistic for more steps.
-        return r["encode"] + steps * (per_step * args.members + other / args.steps)
-
-    post = r["t_plan"] + args.members * r["t_stitch_np"]
-    # per-step fusion stitches and re-cuts at every step, then stitches the result once more
-    step_fused = post + args.steps * args.members * r["t_stitch_cut_torch"]
+    steps = args.steps
+    per_step = r["flops_2"] - r["flops_1"]
+    day = r["flops_1"] + (steps - 1) * per_step
+    patches_day = r["patches"] * args.members * (r["patch_enc_flops"] / args.members
+                                                 + steps * r["patch_step_flops"])
     c = r["config"]
+    side, stride, halo = r["piece"]
     print(f"\ndefault config (DownscaleConfig(), used by Downscaler() and fit): large U-Net "
           f"{c['large_widths']} = {r['params_large'] / 1e6:.1f} M params, small "
-          f"{c['small_widths']} = {r['params_small'] / 1e6:.1f} M; stride {c['infer_stride']}, "
-          f"halo {c['halo']}, {c['sampler']}-{c['sample_steps']}, fusion {c['fusion']}, "
-          f"batch {c['predict_batch_size']}")
-    print(f"day {r['day']}, {r['shape'][0]} x {r['shape'][1]} pixels, {r['patches']} patches, "
-          f"{args.members} member(s), {args.threads} threads, load average {r['load']:.1f} "
-          "at the end of the run (other jobs on the machine inflate the times)")
-    print(f"network calls: {r['calls']} ({calls_per_step:.0f} batches x {args.steps} steps), "
-          f"{n_real} run for real at {per_call:.2f} s each (first {r['real'][0]:.2f} s), "
-          "the rest extrapolated")
-    rows = [
-        ("encoder, all patches (once a day)", r["encode"]),
-        ("cut, noise, scheduler, stitch (measured)", other),
-        ("large network, one step (extrapolated)", per_step),
-        ("seconds per step (all patches)", per_step + other / args.steps),
-        (f"DDIM-{args.steps} day, estimated", total),
-        ("DDIM-50 day, estimated", day_seconds(50)),
-        ("DDPM-1000 day (paper), estimated", day_seconds(1000)),
-    ]
-    for name, s in rows:
-        print(f"  {name:42s} {s:10.1f} s  ({s / 3600:6.2f} h)")
+          f"{c['small_widths']} = {r['params_small'] / 1e6:.1f} M; inference "
+          f"{r['inference']!r} ({r['pieces']} pieces of {side} px, stride {stride}, halo "
+          f"{halo}), ddim-{steps}, fusion {c['fusion']}, {args.members} member(s)")
+    print(f"day {r['day']}, {r['shape'][0]} x {r['shape'][1]} pixels, {args.threads} threads, "
+          f"load average {r['load']:.1f} at the end (other jobs on the machine inflate times)")
+    print(f"  FLOPs per day (counted)        {day:10.3e}  (one step {per_step:.3e}, "
+          f"encoder + cut/stitch {r['flops_1'] - per_step:.3e})")
+    print(f"  paper's 433 PFLOP / this       {PAPER_FLOPS / day:10.0f} x fewer  "
+          "(target >= 1000, stretch 10 000)")
+    print(f"  same model on stride-2 patches {patches_day:10.3e}  ({r['patches']} patches x "
+          f"{r['patch_step_flops'] / 1e9:.2f} GFLOP per step; {patches_day / day:.0f} x this)")
+    est = r["t_1"] + (steps - 1) * (r["t_2"] - r["t_1"])
+    print(f"  seconds, 1-step / 2-step day   {r['t_1']:10.1f} s / {r['t_2']:.1f} s (measured, "
+          "FLOP counter on)")
+    print(f"  seconds for the day, from them {est:10.1f} s  ({est / 60:.1f} min; 1-step day + "
+          f"{steps - 1} x one step)")
+    if r["wall"] is not None:
+        print(f"  seconds for the day (measured) {r['wall']:10.1f} s  ({r['wall'] / 60:.1f} "
+              "min; target <= 10 min)")
+    seconds = r["wall"] if r["wall"] is not None else est
+    cpu = r["cpu"] if r["cpu"] is not None else r["c_1"] + (steps - 1) * (r["c_2"] - r["c_1"])
+    print(f"  CPU seconds for the day        {cpu:10.1f} s  (process time, all threads: what "
+          f"the day costs without other jobs; / {args.threads} thread(s) = "
+          f"{cpu / args.threads / 60:.1f} min)")
+    print(f"  throughput                     {day / seconds / 1e9:10.1f} GFLOP/s wall, "
+          f"{day / cpu / 1e9:.1f} GFLOP/s per CPU second")
     grown = r["rss_peak"] - r["rss_loaded"]
     how = "high-water mark reset after loading" if r["reset"] else "ru_maxrss, incl. loading"
-    print(f"peak RSS during the prediction: {r['rss_peak']:.0f} MB ({how}; resident after "
-          f"loading model and data: {r['rss_loaded']:.0f} MB; the prediction adds "
-          f"{grown:.0f} MB)")
-    print(f"stitching, {r['patches']} patches: plan build {r['t_plan'] * 1e3:.0f} ms, numpy "
-          f"stitch {r['t_stitch_np'] * 1e3:.0f} ms, torch stitch + cut "
-          f"{r['t_stitch_cut_torch'] * 1e3:.0f} ms")
-    print(f"  posthoc share of the DDIM-{args.steps} day:  {post:.2f} s = "
-          f"{100 * post / total:.4f} %  (target < 5 %)")
-    print(f"  per_step share of the DDIM-{args.steps} day: {step_fused:.2f} s = "
-          f"{100 * step_fused / total:.4f} %  (target < 5 %)")
+    print(f"  peak RSS of the prediction     {r['rss_peak']:10.0f} MB  ({how}; after loading "
+          f"{r['rss_loaded']:.0f} MB, the prediction adds {grown:.0f} MB)")
 
 
 def main(argv=None) -> None:
@@ -226,8 +207,9 @@ def main(argv=None) -> None:
     p.add_argument("--fine-days", type=int, default=60)
     p.add_argument("--steps", type=int, default=20, help="DDIM steps of the timed day")
     p.add_argument("--members", type=int, default=1)
-    p.add_argument("--real-calls", type=int, default=4,
-                   help="large-network batches run for real (the first is a warm-up)")
+    p.add_argument("--inference", default=None, help="tiles or patches (default: config's)")
+    p.add_argument("--extrapolate", action="store_true", help="time the 1- and 2-step days "
+                   "only and extrapolate (a loaded machine)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

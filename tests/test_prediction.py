@@ -9,7 +9,7 @@ from conftest import make_toy_pair, raise_if_dask_computes, tiny_config
 
 from xdownscale.errors import ConfigError
 from xdownscale.patches import patch_starts
-from xdownscale.predict import patch_seeds, window_starts
+from xdownscale.predict import patch_seeds, piece_layout, window_starts
 
 VAR = "DUEXTTAU"
 
@@ -25,14 +25,38 @@ def wide():
     return est, coarse.sel(time=days), fine
 
 
+@pytest.fixture
+def small_tiles(wide):
+    """The wide estimator predicting on 24-pixel tiles (halo 4): 3 x 2 tiles on 44 x 37."""
+    est = wide[0]
+    old = est.config_
+    est.config_ = old.replace(tile=24, tile_halo=4)
+    yield wide
+    est.config_ = old
+
+
+def test_tile_layout_covers_the_image_with_abutting_cores(small_tiles):
+    est = small_tiles[0]
+    side, stride, halo = piece_layout(est.config_, (44, 37), "tiles")
+    assert (side, stride, halo) == (24, 16, 4)
+    assert piece_layout(est.config_, (44, 37), "patches") == (16, 4, 4)
+    # a tile larger than the image shrinks to the image's smaller side, rounded down to 4
+    big = est.config_.replace(tile=128)
+    assert piece_layout(big, (44, 37), "tiles")[0] == 36
+    with pytest.raises(ConfigError, match="inference"):
+        piece_layout(est.config_, (44, 37), "strips")
+
+
+@pytest.mark.parametrize("inference", ["tiles", "patches"])
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
 @pytest.mark.parametrize("tiles", [{"lat": 20, "lon": 16}, {"lat": 7, "lon": 30},
                                    {"lat": 44, "lon": 5}])
-def test_spatial_tiles_equal_whole_image(wide, sampler, tiles):
-    # ddpm draws fresh noise at every step, so it checks the per-patch noise too; tiles
-    # narrower than a patch (5, 7 pixels) need windows reaching over several neighbours.
-    est, coarse, fine = wide
-    kw = dict(members=2, seed=4, sampler=sampler, steps=4, keep_members=True)
+def test_spatial_tiles_equal_whole_image(small_tiles, sampler, tiles, inference):
+    # ddpm draws fresh noise at every step, so it checks the per-piece noise too; chunks
+    # narrower than a piece (5, 7 pixels) need windows reaching over several neighbours.
+    est, coarse, fine = small_tiles
+    kw = dict(members=2, seed=4, sampler=sampler, steps=4, keep_members=True,
+              inference=inference)
     eager = est.predict(coarse, history=fine, **kw)
     with raise_if_dask_computes():
         lazy = est.predict(coarse.chunk({"time": 1}),
@@ -41,6 +65,7 @@ def test_spatial_tiles_equal_whole_image(wide, sampler, tiles):
     assert out.chunks[2] == fine.chunk(tiles).chunks["lat"]
     assert out.chunks[3] == fine.chunk(tiles).chunks["lon"]
     np.testing.assert_allclose(out.values, eager[f"{VAR}_members"].values, rtol=1e-5, atol=1e-7)
+    assert out.attrs["xdownscale_inference"] == inference
 
 
 def test_coarse_chunked_in_space_is_regridded_whole(wide):
@@ -58,16 +83,43 @@ def test_per_step_fusion_refuses_tiles(wide):
     est.predict(coarse.chunk({"time": 1}), history=fine, fusion="per_step", steps=2)
 
 
-def test_batch_size_does_not_change_the_result(wide):
-    est, coarse, fine = wide
-    kw = dict(history=fine, seed=5, sampler="ddpm", steps=3)
+@pytest.mark.parametrize("inference", ["tiles", "patches"])
+def test_batch_size_does_not_change_the_result(small_tiles, inference):
+    est, coarse, fine = small_tiles
+    kw = dict(history=fine, seed=5, sampler="ddpm", steps=3, inference=inference)
     ref = est.predict(coarse, **kw)[VAR].values
     old = est.config_.predict_batch_size
     try:
-        est.config_.predict_batch_size = 7  # 7 does not divide the patch count
-        np.testing.assert_allclose(est.predict(coarse, **kw)[VAR].values, ref, rtol=1e-6)
+        # 7 patches do not divide the patch count; 3 patches' pixels are 1 tile per call
+        for size in (7, 3):
+            est.config_.predict_batch_size = size
+            np.testing.assert_allclose(est.predict(coarse, **kw)[VAR].values, ref, rtol=1e-6)
     finally:
         est.config_.predict_batch_size = old
+
+
+def test_tiles_of_patch_size_are_the_patch_path(wide):
+    # one mechanism: tiles of side patch with halo `halo` are patches at stride patch - 2 halo
+    est, coarse, fine = wide
+    old = est.config_
+    try:
+        est.config_ = old.replace(infer_stride=8, tile=16, tile_halo=4)
+        kw = dict(history=fine, seed=2, sampler="ddpm", steps=3, members=2, keep_members=True)
+        tiles = est.predict(coarse, inference="tiles", **kw)[f"{VAR}_members"].values
+        patches = est.predict(coarse, inference="patches", **kw)[f"{VAR}_members"].values
+    finally:
+        est.config_ = old
+    np.testing.assert_array_equal(tiles, patches)
+
+
+def test_tiles_differ_from_patches_but_stay_close(small_tiles):
+    est, coarse, fine = small_tiles
+    kw = dict(history=fine, seed=3, steps=3)
+    tiles = est.predict(coarse, **kw)[VAR].values  # the config's default: tiles
+    patches = est.predict(coarse, inference="patches", **kw)[VAR].values
+    assert np.isfinite(tiles).all() and not np.allclose(tiles, patches)
+    with pytest.raises(ConfigError, match="inference"):
+        est.predict(coarse, inference="strips", **kw)
 
 
 def test_patch_seeds_are_distinct_and_reproducible():
@@ -110,3 +162,19 @@ def test_predict_on_a_two_worker_cluster(wide):
     np.testing.assert_allclose(result[VAR].values, eager[VAR].values, rtol=1e-5)
     np.testing.assert_allclose(result[f"{VAR}_std"].values, eager[f"{VAR}_std"].values,
                                rtol=1e-4, atol=1e-7)
+
+
+def test_worker_heap_tuning_runs_once_and_only_under_a_nanny(monkeypatch):
+    from xdownscale import prediction
+
+    calls = []
+    monkeypatch.setattr(prediction, "_MALLOC", {"done": False})
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.setattr(prediction.ctypes, "CDLL", lambda name: calls.append(name))
+    prediction._keep_heap_for_torch()  # a plain process: nothing changes
+    assert calls == [] and prediction._MALLOC["done"]
+    monkeypatch.setattr(prediction, "_MALLOC", {"done": False})
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    prediction._keep_heap_for_torch()
+    prediction._keep_heap_for_torch()
+    assert len(calls) == (1 if prediction.sys.platform.startswith("linux") else 0)

@@ -26,6 +26,7 @@ _CHOICES = {
     "window": ("hann", "boxcar"),
     "encoder": ("pretrained", "random", "none"),
     "target": ("direct", "residual", "mean+residual"),
+    "inference": ("patches", "tiles"),
 }
 
 
@@ -63,6 +64,11 @@ class DownscaleConfig:
     halo: int = 4
     window: str = "hann"
     patches_per_day: int | None = None  # random subset of a day's patches per epoch (None: all)
+    # prediction pieces: "patches" (patch at infer_stride, halo) or "tiles" of `tile` pixels
+    # with `tile_halo`, each pixel computed about once (docs' prediction guide for the skill)
+    inference: str = "tiles"
+    tile: int = 32
+    tile_halo: int = 4
     # stage A: small temporal U-Net on the coarse record
     small_widths: tuple[int, ...] = (64, 128, 256)
     small_lr: float = 5e-4
@@ -191,16 +197,20 @@ class DownscaleConfig:
             raise ConfigError(f"sample_steps must be in [1, timesteps], got {self.sample_steps}")
         if len(self.small_widths) < 3 or len(self.large_widths) < 3:
             raise ConfigError("small_widths and large_widths need three levels")
+        if not isinstance(self.tile, int) or self.tile < self.patch or self.tile % 4:
+            raise ConfigError(f"tile must be a multiple of 4 and >= patch, got {self.tile!r}")
+        if not isinstance(self.tile_halo, int) or not 0 <= 2 * self.tile_halo < self.tile:
+            raise ConfigError(f"tile_halo={self.tile_halo!r} leaves no core in a {self.tile} px tile")
         return self
 
     # -- presets ----------------------------------------------------------------------------
     @classmethod
     def paper(cls, **overrides) -> DownscaleConfig:
         """The paper's settings (1000 diffusion steps sampled in full, widths 64/128/256 and
-        128/256/512, stride 8 for training and 2 for inference, halo 4, T_lag 40, the scaled
-        field as the target through a sigmoid, budgets in epochs only)."""
+        128/256/512, stride 8 for training and 2 for inference on patches, halo 4, T_lag 40,
+        the scaled field as the target through a sigmoid, budgets in epochs only)."""
         return cls(**{"sampler": "ddpm", "sample_steps": 1000, "target": "direct", "min_steps": 0,
-                      **overrides})
+                      "inference": "patches", **overrides})
 
     @classmethod
     def fast(cls, **overrides) -> DownscaleConfig:

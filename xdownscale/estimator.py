@@ -143,7 +143,7 @@ class Downscaler:
     # -- prediction -------------------------------------------------------------------------
     def predict(self, coarse, history=None, members: int = 1, sampler: str | None = None,
                 steps: int | None = None, seed: int | None = None, keep_members: bool = False,
-                fusion: str | None = None) -> xr.Dataset:
+                fusion: str | None = None, inference: str | None = None) -> xr.Dataset:
         """Downscale every day of ``coarse`` onto the fine grid.
 
         Parameters
@@ -167,6 +167,8 @@ class Downscaler:
         fusion : {"posthoc", "per_step"}, optional
             Stitch overlapping patches once after sampling (the paper) or fuse them at every
             denoising step.
+        inference : {"tiles", "patches"}, optional
+            Predict on large tiles or on the paper's patches; defaults from the config.
 
         Returns
         -------
@@ -181,7 +183,8 @@ class Downscaler:
 
         self._check_fitted("predict")
         return predict_dataset(self, coarse, history, members=members, sampler=sampler,
-                               steps=steps, seed=seed, keep_members=keep_members, fusion=fusion)
+                               steps=steps, seed=seed, keep_members=keep_members, fusion=fusion,
+                               inference=inference)
 
     def rollout(self, coarse, history=None, start=None, end=None, store=None, members: int = 1,
                 seed: int | None = None, sampler: str | None = None, steps: int | None = None,

@@ -15,18 +15,39 @@ Design choices, measured in ``benchmarks/bench_samplers.py``:
   top-left corner in the whole image): a day's numbers do not depend on which other days are
   predicted with it, on the batch size, or on the spatial window (dask chunk plus overlap) the
   patch was predicted in.
+
+Tile inference (``inference="tiles"``, the default) runs the same networks, which are fully
+convolutional, on large square *pieces* (``tile`` pixels, halo ``tile_halo``) instead of
+16 x 16 patches at stride 2: the pieces are laid out with :func:`piece_layout` on the whole
+image, cut, encoded, sampled and blended by exactly the code that handles patches (a patch is
+a piece of side ``patch``), so every pixel is computed about once instead of 64 times. What
+changes for the networks on a tile:
+
+* the frozen encoder sees the tile: its bottleneck is ``tile/4`` and is resized to the tile
+  (a patch's ``4 x 4`` to ``16 x 16``: the same 4x bilinear upsampling);
+* GroupNorm statistics and, with ``conditioning="film"``, the FiLM vector (covariates
+  averaged over the input) are the tile's rather than a patch's;
+* a tile's noise comes from its own generator, seeded by its global corner like a patch's,
+  and the tile layout depends on the whole image's shape only, so dask's spatial chunks
+  still do not change the numbers (each window reaches one tile past its chunk).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import pandas as pd
 import torch
 
+from .errors import ConfigError
 from .patches import cut_patches, patch_starts
 from .stitch import StitchPlan
 
-__all__ = ["predict_day", "day_seed", "patch_seeds", "window_starts"]
+__all__ = ["predict_day", "day_seed", "patch_seeds", "window_starts", "piece_layout",
+           "INFERENCE"]
+
+INFERENCE = ("patches", "tiles")
 
 
 def day_seed(seed: int, day, member: int) -> int:
@@ -67,6 +88,31 @@ def window_starts(image_shape, origin, window_shape, patch: int, stride: int) ->
     return starts[inside]
 
 
+def piece_layout(cfg, image_shape, inference: str = "patches") -> tuple[int, int, int]:
+    """``(side, stride, halo)`` of the pieces a day is predicted on.
+
+    ``"patches"``: ``(patch, infer_stride, halo)``, the paper's layout. ``"tiles"``: squares
+    of ``tile`` pixels (at most the image's smaller side, rounded down to what the U-Nets'
+    poolings divide) whose cores abut: stride ``side - 2 * halo``. Only the whole image's
+    shape enters, so every window of the image is cut with the same layout.
+    """
+    if inference == "patches":
+        return cfg.patch, cfg.infer_stride, cfg.halo
+    if inference != "tiles":
+        raise ConfigError(f"inference={inference!r} is not one of {list(INFERENCE)}")
+    factor = 2 ** (max(len(cfg.small_widths), len(cfg.large_widths)) - 1)
+    side = min(int(cfg.tile), *(int(n) for n in image_shape)) // factor * factor
+    if side < cfg.patch:  # an image smaller than a tile: fall back to patches
+        return cfg.patch, cfg.infer_stride, cfg.halo
+    halo = min(int(cfg.tile_halo), (side - factor) // 2)
+    return side, side - 2 * halo, halo
+
+
+def piece_batch(cfg, side: int) -> int:
+    """Pieces per network call: ``predict_batch_size`` patches' worth of pixels (memory)."""
+    return max(1, cfg.predict_batch_size * cfg.patch**2 // side**2)
+
+
 def _batched(n: int, size: int):
     for lo in range(0, n, size):
         yield slice(lo, min(n, lo + size))
@@ -88,7 +134,8 @@ def _encode(module, hist: torch.Tensor, starts: np.ndarray, patch: int,
 def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members: int = 1,
                 sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
                 seed: int = 0, fusion: str = "posthoc", device="cpu",
-                batch_size: int = 1024, origin=(0, 0), image_shape=None) -> np.ndarray:
+                batch_size: int | None = None, origin=(0, 0), image_shape=None,
+                inference: str = "patches") -> np.ndarray:
     """Predict one day on the fine grid, or on a window of it.
 
     Parameters
@@ -99,11 +146,17 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
         Scaled log10 fine history (the days before ``day``).
     cond : ndarray (C, ny, nx)
         Scaled coarse driver on ``day`` and the covariate maps.
+    batch_size : int, optional
+        Pieces per network call; default :func:`piece_batch` (``predict_batch_size`` patches'
+        worth of pixels). It does not change the numbers beyond float rounding.
     origin, image_shape : optional
         When ``hist`` and ``cond`` are a window of a larger image: the window's top-left pixel
-        and the whole image's ``(ny, nx)``. The window is cut with the whole image's patch
-        tiling and noise, so pixels at least ``patch`` pixels inside the window edges (or on
-        the image border) equal the whole-image prediction; the caller trims the rest.
+        and the whole image's ``(ny, nx)``. The window is cut with the whole image's piece
+        layout and noise, so pixels at least one piece side (:func:`piece_layout`) inside the
+        window edges (or on the image border) equal the whole-image prediction; the caller
+        trims the rest.
+    inference : {"patches", "tiles"}, default "patches"
+        Predict on patches at ``infer_stride`` or on tiles (module notes).
 
     Returns
     -------
@@ -112,18 +165,35 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
     """
     ny, nx = hist.shape[-2:]
     image_shape = (ny, nx) if image_shape is None else tuple(image_shape)
-    global_starts = window_starts(image_shape, origin, (ny, nx), cfg.patch, cfg.infer_stride)
+    side, stride, halo = piece_layout(cfg, image_shape, inference)
+    batch_size = piece_batch(cfg, side) if batch_size is None else int(batch_size)
+    global_starts = window_starts(image_shape, origin, (ny, nx), side, stride)
     starts = global_starts - np.asarray(origin)
-    plan = StitchPlan(starts, (ny, nx), patch=cfg.patch, halo=cfg.halo, window=cfg.window)
+    plan = StitchPlan(starts, (ny, nx), patch=side, halo=halo, window=cfg.window)
     missing = ~(np.isfinite(hist).all(0) & np.isfinite(cond).all(0))
     hist_t = torch.from_numpy(np.nan_to_num(hist, nan=0.0)).to(device)
     cond_t = torch.from_numpy(np.nan_to_num(cond, nan=0.0)).to(device)
-    cond_p = cut_patches(cond_t, starts, cfg.patch)
-    raw = _encode(module, hist_t, starts, cfg.patch, batch_size)
+    # bf16 autocast on a GPU with mixed_precision=True; never on the CPU, so CPU results are
+    # the float32 ones on every machine
+    cuda = torch.device(device).type == "cuda" and cfg.mixed_precision
+    with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
+        out = _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, side,
+                              batch_size, members=members, sampler=sampler, steps=steps,
+                              eta=eta, seed=seed, day=day, fusion=fusion, device=device)
+    out[:, missing] = np.nan
+    return out
+
+
+def _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, side, batch_size,
+                    *, members, sampler, steps, eta, seed, day, fusion, device) -> np.ndarray:
+    """Encode, sample or regress, and stitch every piece of one (window of a) day."""
+    cond_p = cut_patches(cond_t, starts, side)
+    raw = _encode(module, hist_t, starts, side, batch_size)
     n = starts.shape[0]
+    ny, nx = plan.shape
 
     def model_inputs(b):
-        feats = module.encoder.resize(raw[b])
+        feats = module.encoder.resize(raw[b], side)
         return module.inputs(None, cond_p[b], feats=feats)
 
     # The field the large model corrects (coarse channel or regressed mean; None for the
@@ -155,7 +225,6 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
         x0 = module.decode_output(raw_out, base)
         image, _ = plan.stitch(x0[:, 0].float().cpu().numpy())
         out[m] = image
-    out[:, missing] = np.nan
     return out
 
 
@@ -167,7 +236,7 @@ def _sample_ddpm(diffusion, inputs, n, cfg, plan, gen, *, sampler, steps, eta, f
     ``gen`` is a list of per-patch generators: diffusers draws each row's noise from its own.
     Per-step fusion stitches each step's clean-image estimate and cuts it back into patches.
     """
-    shape = (n, 1, cfg.patch, cfg.patch)
+    shape = (n, 1, plan.patch, plan.patch)
 
     def denoise(x_t, t):
         x0 = torch.empty(shape, device=device)

@@ -18,6 +18,10 @@ the graph once rather than once per block.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
+
 import dask
 import dask.array as da
 import numpy as np
@@ -29,7 +33,7 @@ from ._checks import check_coarse, check_history, check_members, check_seed, che
 from ._progress import bar as progress_bar
 from ._utils import ensure_dataarray
 from .errors import ConfigError, LagWindowError
-from .predict import predict_day
+from .predict import INFERENCE, piece_layout, predict_day
 from .regions import normalize_lonlat
 from .regrid import regrid_like
 from .seasons import season_of
@@ -85,11 +89,14 @@ def _history_log(est, history) -> xr.DataArray:
 
 
 def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, *, members, sampler,
-                       steps, seed, fusion, origin=(0, 0), progress=False) -> np.ndarray:
+                       steps, seed, fusion, origin=(0, 0), inference=None,
+                       progress=False) -> np.ndarray:
     """Predict ``days`` from in-memory log10 arrays: ``coarse_log`` (n, wy, wx) on those days
     and ``hist_log`` (n, n_lags, wy, wx), a window at ``origin`` of the fine grid (the whole
-    grid by default). Returns (members, n, wy, wx) in data units; ``progress`` shows a bar."""
+    grid by default). ``inference`` defaults to the config's. Returns (members, n, wy, wx) in
+    data units; ``progress`` shows a bar."""
     cfg = est.config_
+    inference = _check_inference(inference or cfg.inference)
     static = pipeline.StaticMaps(est.covariate_spec_, est.lat_, est.lon_, est.elevation_)
     wy, wx = np.shape(coarse_log)[-2:]
     window = np.s_[:, origin[0]:origin[0] + wy, origin[1]:origin[1] + wx]
@@ -104,10 +111,16 @@ def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, 
         cond = np.concatenate([drv, static.covariates([day])[0][window]], axis=0)
         scaled = predict_day(est.modules_[season], cfg, hist, cond, day=day, members=members,
                              sampler=sampler, steps=steps, eta=cfg.eta, seed=seed, fusion=fusion,
-                             device=est.device_, batch_size=cfg.predict_batch_size,
-                             origin=origin, image_shape=image_shape)
+                             device=est.device_, origin=origin, image_shape=image_shape,
+                             inference=inference)
         out[:, i] = np.asarray(inverse_log10(scaler.inverse_transform(scaled)), np.float32)
     return out
+
+
+def _check_inference(inference: str) -> str:
+    if inference not in INFERENCE:
+        raise ConfigError(f"inference={inference!r} is not one of {list(INFERENCE)}")
+    return inference
 
 
 def _resolve(est, members, sampler, steps, seed, fusion):
@@ -125,8 +138,9 @@ def _resolve(est, members, sampler, steps, seed, fusion):
 
 
 def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None, seed=None,
-                    keep_members=False, fusion=None) -> xr.Dataset:
+                    keep_members=False, fusion=None, inference=None) -> xr.Dataset:
     sampler, steps, seed, fusion = _resolve(est, members, sampler, steps, seed, fusion)
+    inference = _check_inference(inference or est.config_.inference)
     coarse_log = prepare_coarse(est, coarse)
     days = pd.DatetimeIndex(coarse_log["time"].values)
     _check_seasons(est, days)
@@ -134,14 +148,16 @@ def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None
     windows = lag_windows(days.to_numpy(), hist_log["time"].values, est.config_.n_lags,
                           on_missing="raise")
     index = np.asarray(windows.index)
-    kwargs = dict(members=members, sampler=sampler, steps=steps, seed=seed, fusion=fusion)
+    kwargs = dict(members=members, sampler=sampler, steps=steps, seed=seed, fusion=fusion,
+                  inference=inference)
     lazy = coarse_log.chunks is not None or hist_log.chunks is not None
     if not lazy:
         values = predict_days_array(est, days, coarse_log.values, hist_log.values[index],
                                     progress=True, **kwargs)
     else:
         values = _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs)
-    return _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed)
+    return _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed,
+                       inference)
 
 
 def _spatial_chunks(est, hist_log: xr.DataArray) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -166,7 +182,9 @@ def _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs) -> da
     # A history in memory is wrapped once, so the graph holds it once and slices it per task.
     hdata = hist_log.data if hist_log.chunks is not None else da.from_array(
         hist_log.values, chunks=(est.config_.n_lags, -1, -1))
-    depth = est.config_.patch
+    # a window reaches one piece side past its tile: every piece that touches the tile in
+    # the whole-image layout is then wholly inside the window
+    depth = piece_layout(est.config_, (ny, nx), kwargs["inference"])[0]
     tbounds = np.cumsum((0,) + cdata.chunks[0])
     ybounds, xbounds = np.cumsum((0,) + tuple(ychunks)), np.cumsum((0,) + tuple(xchunks))
     est_d = dask.delayed(est, pure=True, traverse=False)  # the model enters the graph once
@@ -191,13 +209,43 @@ def _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs) -> da
     return da.block(blocks)
 
 
+_MALLOC = {"done": False}
+
+
+def _keep_heap_for_torch() -> None:
+    """Undo, once per worker process, what dask's nanny does to glibc's malloc for torch.
+
+    The nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (so freed memory goes back
+    to the OS). Setting any malloc threshold switches off glibc's dynamic mmap threshold, so
+    every tensor above 128 kB is mmap'ed, page-faulted in and unmapped again, at every layer
+    of every network call: measured 2x the time of the same prediction in a plain process
+    (``benchmarks/bench_scaleout.py``). Raising the mmap and trim thresholds lets the heap
+    reuse those blocks. Nothing is changed unless that variable is set (a nanny's worker, or
+    a user who set it); ``XDOWNSCALE_KEEP_MALLOC=1`` opts out.
+    """
+    if _MALLOC["done"]:
+        return
+    _MALLOC["done"] = True
+    if (not sys.platform.startswith("linux") or "MALLOC_TRIM_THRESHOLD_" not in os.environ
+            or os.environ.get("XDOWNSCALE_KEEP_MALLOC") == "1"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD: blocks up to 32 MiB from the heap
+        libc.mallopt(-1, 128 * 2**20)  # M_TRIM_THRESHOLD: keep up to 128 MiB free at the top
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _predict_block(est, days, cblock, hblock, n_lags, origin, keep, kwargs):
+    _keep_heap_for_torch()
     cblock = np.asarray(cblock)
     hist = np.asarray(hblock).reshape(len(days), n_lags, *cblock.shape[1:])
     return predict_days_array(est, days, cblock, hist, origin=origin, **kwargs)[keep]
 
 
-def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed):
+def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed,
+                inference="patches"):
     var = est.var_
     tmpl = fine_template(est)
     coords = {"time": days, "lat": tmpl["lat"], "lon": tmpl["lon"]}
@@ -208,7 +256,8 @@ def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion
              "long_name": est.attrs_.get("long_name", str(var)),
              "xdownscale_model": est.model, "xdownscale_sampler": sampler if est.model == "ddpm"
              else "deterministic", "xdownscale_steps": int(steps) if est.model == "ddpm" else 0,
-             "xdownscale_fusion": fusion, "xdownscale_members": int(members),
+             "xdownscale_fusion": fusion, "xdownscale_inference": inference,
+             "xdownscale_members": int(members),
              "xdownscale_seed": int(seed)}
     ds = xr.Dataset({var: (("time", "lat", "lon"), mean, attrs)}, coords=coords)
     if members > 1:

@@ -1,0 +1,181 @@
+"""Scale-out of ``est.predict`` on a ``distributed.LocalCluster``: speed-up and per-task cost.
+
+The same predictions (``--days`` days, default 16, of a 48 x 64 window of the synthetic A1
+area, a ``DownscaleConfig.fast()`` DDPM fitted with one epoch per stage, DDIM-20, one member)
+are run
+
+* eagerly (numpy in, numpy out) on 1 and on 2 torch threads, in this process;
+* lazily (coarse chunked one day per chunk: one task per day) on a LocalCluster of 1 and of
+  2 worker processes with 1 thread each.
+
+Every run is preceded by one warm-up prediction of one day (the eager ones here; the cluster
+ones through ``client.run`` on every worker), so imports and first-call costs count in
+neither. The per-task overhead is ``(cluster wall - eager wall on 1 thread) / tasks`` for one
+worker. Targets (issue 15): 1 worker within 1.2 x of eager on 1 thread, 2 workers >= 1.8 x
+faster than 1.
+
+Then a projection table: one full A1 day (432 x 357) and a 20-year daily A1 record with the
+default configuration, from ``bench_predict_day.py``'s measured CPU seconds of one day on one
+thread (``--day-seconds``) and counted FLOPs (``--day-flops``): on this CPU, scaled by the
+measured 2-worker speed-up, and on one data-centre GPU from the FLOPs at an assumed sustained
+throughput (``--gpu-tflops``); which figures are measured and which projected is printed.
+``--speedup2 X`` prints the table alone.
+
+Run::
+
+    python benchmarks/bench_scaleout.py --cache /tmp/xds-bench-scaleout
+
+Measured: 4 minutes with ``--eager-threads 1`` at a load average of 10 on 2 cores (the fit,
+4 minutes on the first run, is cached). Eager on 2 threads spins against other jobs on a
+loaded machine; leave it out there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import cached_fit
+
+VAR = "DUEXTTAU"
+WINDOW = (32.0, 34.95, 44.0, 47.95)  # lat 32-35 N (48 px), lon 44-48 E (64 px)
+
+
+def load(args):
+    import xdownscale
+
+    coarse, fine, elev = xdownscale.datasets.synthetic(
+        area="A1", seed=args.seed, window=WINDOW, coarse_start="2003-01-01",
+        coarse_end="2007-12-31", fine_start="2005-05-15", fine_days=240)
+    return coarse.load(), fine.load(), elev
+
+
+def fit_or_load(args, coarse, fine, elev):
+    from xdownscale import DownscaleConfig
+
+    def fit():
+        cfg = DownscaleConfig.fast(seed=args.seed, verbose=False, small_epochs=1, epochs=1)
+        return coarse.downscale.fit(fine, elevation=elev, model="ddpm", config=cfg,
+                                    seasons=["JJA"])
+
+    return cached_fit(Path(args.cache) / f"scaleout_seed{args.seed}", fit, "the fast DDPM")[0]
+
+
+def _set_threads(n):
+    import torch
+
+    torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def _warm(est, coarse, kw):
+    """One eager prediction in a worker process: imports, first torch calls."""
+    from xdownscale.prediction import _keep_heap_for_torch
+
+    _keep_heap_for_torch()
+    est.predict(coarse, **kw)[VAR].load()
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cache", default="bench-cache")
+    p.add_argument("--days", type=int, default=16)
+    p.add_argument("--inference", default=None, help="tiles or patches (default: config's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eager-threads", default="1,2", help="thread counts of the eager runs "
+                   "(2 threads spin against other jobs on a loaded machine: use 1 there)")
+    p.add_argument("--day-seconds", type=float, default=None,
+                   help="measured CPU seconds of one full A1 day on one thread "
+                   "(bench_predict_day.py --threads 1)")
+    p.add_argument("--day-flops", type=float, default=None,
+                   help="counted FLOPs of one full A1 day (bench_predict_day.py)")
+    p.add_argument("--gpu-tflops", type=float, default=100.0,
+                   help="assumed sustained TFLOP/s of one data-centre GPU (bf16 convolutions)")
+    p.add_argument("--speedup2", type=float, default=None,
+                   help="skip the runs: project with this 2-worker speed-up")
+    args = p.parse_args(argv)
+    if args.speedup2 is not None:
+        projection(args, args.speedup2)
+        return
+    import distributed
+
+    coarse, fine, elev = load(args)
+    est = fit_or_load(args, coarse, fine, elev)
+    days = pd.DatetimeIndex([d for d in coarse.time.values
+                             if pd.Timestamp(d) >= pd.Timestamp(fine.time.values[0])
+                             + pd.Timedelta(days=est.config_.n_lags)
+                             and pd.Timestamp(d).month in (6, 7, 8)])[: args.days]
+    kw = dict(history=fine, seed=1, inference=args.inference)
+    cday = coarse.sel(time=days)
+    print(f"{len(days)} days, {fine.sizes['lat']} x {fine.sizes['lon']} px, inference "
+          f"{args.inference or est.config_.inference}, load average {os.getloadavg()[0]:.1f}",
+          flush=True)
+
+    walls, ref = {}, None
+    for threads in (int(t) for t in args.eager_threads.split(",")):
+        _set_threads(threads)
+        est.predict(cday.isel(time=[0]), **kw)[VAR].load()  # warm-up
+        t0 = time.perf_counter()
+        out = est.predict(cday, **kw)[VAR].values
+        walls[f"eager, {threads} thread(s)"] = time.perf_counter() - t0
+        ref = out if ref is None else ref
+        print(f"  eager {threads} thread(s): {walls[f'eager, {threads} thread(s)']:.1f} s",
+              flush=True)
+    _set_threads(1)
+
+    for workers in (1, 2):
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            # warm-up on every worker: imports and first torch calls, as in the eager runs
+            client.run(_set_threads, 1)
+            client.run(_warm, est, cday.isel(time=[0]), kw)
+            lazy = est.predict(cday.chunk({"time": 1}), **kw)
+            t0 = time.perf_counter()
+            res = client.compute(lazy).result()
+            wall = time.perf_counter() - t0
+        np.testing.assert_allclose(res[VAR].values, ref, rtol=1e-5)
+        walls[f"cluster, {workers} worker(s) x 1 thread"] = wall
+        print(f"  cluster {workers} worker(s): {wall:.1f} s", flush=True)
+
+    e1, e2 = walls["eager, 1 thread(s)"], walls.get("eager, 2 thread(s)", np.nan)
+    c1, c2 = (walls["cluster, 1 worker(s) x 1 thread"], walls["cluster, 2 worker(s) x 1 thread"])
+    print(f"\n{len(days)} days, one task per day; results equal to eager (rtol 1e-5)")
+    for name, w in walls.items():
+        print(f"  {name:32s} {w:7.1f} s  {w / len(days):6.2f} s/day")
+    print(f"1 worker / eager 1 thread: x{c1 / e1:.2f} (target <= 1.2); per-task overhead "
+          f"{(c1 - e1) / len(days) * 1e3:+.0f} ms")
+    print(f"2 workers vs 1 worker: x{c1 / c2:.2f} speed-up (target >= 1.8); "
+          f"2 workers vs eager 2 threads: x{e2 / c2:.2f}")
+    projection(args, c1 / c2)
+
+
+def projection(args, speedup2: float) -> None:
+    """One A1 day and a 20-year daily A1 record: CPU from measured seconds, GPU from FLOPs."""
+    if args.day_seconds is None or args.day_flops is None:
+        print("\n(projection table: pass --day-seconds and --day-flops from bench_predict_day)")
+        return
+    days20 = 20 * 365.25
+    rows = [
+        ("this CPU, 1 core", args.day_seconds,
+         "measured: CPU seconds of the day (bench_predict_day --threads 1)"),
+        ("this CPU, 2 workers x 1 thread", args.day_seconds / speedup2,
+         f"projected: / the measured 2-worker speed-up x{speedup2:.2f}"),
+        ("this CPU, 2 workers, ideal", args.day_seconds / 2, "projected: / 2 (idle machine)"),
+        (f"1 GPU at {args.gpu_tflops:g} TFLOP/s sustained", args.day_flops / (args.gpu_tflops
+                                                                          * 1e12),
+         "projected from the counted FLOPs (no GPU here)"),
+    ]
+    print(f"\nprojection, default configuration, one A1 day = {args.day_flops:.3g} FLOP, "
+          "one member")
+    print(f"  {'where':38s} {'A1 day':>10s} {'20 years':>10s}  basis")
+    for name, sec, basis in rows:
+        print(f"  {name:38s} {sec:8.1f} s {sec * days20 / 3600:8.1f} h  {basis}")
+
+
+if __name__ == "__main__":
+    main()

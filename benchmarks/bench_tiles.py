@@ -1,0 +1,146 @@
+"""Tile inference against the paper's patches, and few-step samplers: skill and time.
+
+The shipped demo pair (``xdownscale.datasets.synthetic()``, A1, 64 x 64 fine pixels) with a
+``DownscaleConfig.fast()`` DDPM and U-Net, season JJA, fitted once and cached under
+``--cache`` (``_common.cached_fit``). Every row predicts the JJA test days with the *same*
+fitted model; only how a day is cut changes:
+
+* ``patches s2``: 16 x 16 patches at stride 2, halo 4 (the paper; 625 patches a day);
+* ``tiles T``: tiles of T pixels, halo ``--tile-halo`` (T = 64 is the whole demo image, so
+  one tile; smaller T are blended with the same Hann stitching).
+
+(a) DDPM with DDIM-20 and the U-Net, patches against tiles; (b) DDIM and DPM-Solver++ at
+4-10 steps on the default tiles. Scores from ``pred.dustdiag.skill(truth)``, log10 space, mean
+over days: R², RMSE, fair CRPS of ``--members`` members and the spread-skill ratio (DDPM
+only). s/day: wall seconds of ``est.predict`` per day (all members), ``--threads`` threads.
+
+Run::
+
+    python benchmarks/bench_tiles.py --cache /tmp/xds-bench-tiles
+
+The stride-2 DDPM patch rows are nearly all of the time (625 patches x steps x members a
+day). Measured on 2 shared CPU cores: ``--models ddpm --members 2 --days 3 --a-steps 10
+--skip b`` 17 min at a load average of 11; ``--models ddpm --members 4 --days 6 --skip a``
+12 min at 11; ``--models unet --days 100 --skip b`` 15 s at 2. Fitting both models the
+first time took 66 min at a load average of 10 (cached afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from _common import cached_fit
+
+import xdownscale
+from xdownscale import DownscaleConfig
+
+VAR = "DUEXTTAU"
+
+
+def fit_or_load(args, model, coarse, fine, elev):
+    def fit():
+        cfg = DownscaleConfig.fast(seed=args.seed, verbose=False)
+        return coarse.downscale.fit(fine, elevation=elev, model=model, config=cfg,
+                                    seasons=[args.season])
+
+    path = Path(args.cache) / f"{model}_A1_{args.season}_seed{args.seed}"
+    return cached_fit(path, fit, f"the {model}")[0]
+
+
+def run(est, coarse, fine, days, *, inference, tile, halo, members, sampler="ddim", steps=20):
+    """Scores and seconds per day of one way of predicting."""
+    cfg0 = est.config_
+    est.config_ = cfg0.replace(infer_stride=2, tile=tile, tile_halo=halo)
+    try:
+        t0 = time.perf_counter()
+        kw = dict(members=members, sampler=sampler, steps=steps, keep_members=members > 1)
+        pred = est.predict(coarse.sel(time=days), history=fine, inference=inference, **kw)
+        if members > 1:
+            pred = pred[f"{VAR}_members"].rename(VAR)
+        pred = pred.load()
+        seconds = (time.perf_counter() - t0) / len(days)
+    finally:
+        est.config_ = cfg0
+    sk = pred.dustdiag.skill(fine[VAR].sel(time=days), spaces=("log10",)).sel(space="log10")
+    row = {"r2": float(sk["r2"].mean()), "rmse": float(sk["rmse"].mean()), "s_day": seconds}
+    if "crps" in sk:
+        row.update(crps=float(sk["crps"].mean()), ssr=float(sk["ssr"].mean()))
+    return row
+
+
+def main(argv=None) -> pd.DataFrame:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cache", default="bench-cache", help="folder for the fitted models")
+    p.add_argument("--season", default="JJA")
+    p.add_argument("--members", type=int, default=4)
+    p.add_argument("--days", type=int, default=6, help="JJA test days (default 6)")
+    p.add_argument("--tiles", default="32,64", help="tile sides to compare with patches")
+    p.add_argument("--tile-halo", type=int, default=8)
+    p.add_argument("--steps", default="4,6,10", help="few-step sampler budgets (part b)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--skip", default="", help="parts to skip: a, b")
+    p.add_argument("--models", default="ddpm,unet", help="models of part (a)")
+    p.add_argument("--a-steps", type=int, default=20, help="DDIM steps of part (a)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    coarse, fine, elev = xdownscale.datasets.synthetic(area="A1", seed=args.seed)
+    coarse, fine = coarse.load(), fine.load()
+    models = {m: fit_or_load(args, m, coarse, fine, elev) for m in args.models.split(",")}
+    days = pd.DatetimeIndex(next(iter(models.values())).test_days_[args.season])[: args.days]
+    tiles = [int(t) for t in args.tiles.split(",") if t]
+    print(f"{len(days)} {args.season} test days ({days[0].date()} .. {days[-1].date()}), "
+          f"{args.members} DDPM members, {args.threads} thread(s), load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    rows = []
+    if "a" not in args.skip:
+        for model, est in models.items():
+            members = args.members if model == "ddpm" else 1
+            ways = [("patches", 16, 4)] + [("tiles", t, args.tile_halo) for t in tiles]
+            for inference, tile, halo in ways:
+                r = run(est, coarse, fine, days, inference=inference, tile=tile, halo=halo,
+                        members=members, steps=args.a_steps)
+                name = "patches s2" if inference == "patches" else f"tiles {tile}"
+                rows.append({"part": "a", "model": model, "inference": name,
+                             "sampler": f"ddim-{args.a_steps}" if model == "ddpm" else "-",
+                             **r})
+                print(f"  {model} {name:10s} R2 {r['r2']:.4f} CRPS {r.get('crps', np.nan):.4f} "
+                      f"{r['s_day']:.2f} s/day", flush=True)
+    if "b" not in args.skip:
+        default = DownscaleConfig()
+        tile, halo = default.tile, default.tile_halo
+        budgets = [int(s) for s in args.steps.split(",") if s]
+        for sampler, steps in ([("ddim", 20)] + [(s, n) for s in ("ddim", "dpmsolver")
+                                                 for n in budgets]):
+            r = run(models["ddpm"], coarse, fine, days, inference="tiles", tile=tile, halo=halo,
+                    members=args.members, sampler=sampler, steps=steps)
+            rows.append({"part": "b", "model": "ddpm", "inference": f"tiles {tile}",
+                         "sampler": f"{sampler}-{steps}", **r})
+            print(f"  {sampler}-{steps} R2 {r['r2']:.4f} CRPS {r['crps']:.4f} "
+                  f"{r['s_day']:.2f} s/day", flush=True)
+    df = pd.DataFrame(rows)
+    fmt = {"float_format": "{:.4f}".format, "index": False}
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end (other jobs inflate s_day)")
+    for part, g in df.groupby("part"):
+        print(f"\n({part})")
+        print(g.drop(columns="part").to_string(**fmt))
+    a = df[df.part == "a"]
+    for model, g in a.groupby("model", sort=False):
+        ref = g[g.inference == "patches s2"].iloc[0]
+        for _, r in g[g.inference != "patches s2"].iterrows():
+            crps = (f", CRPS {100 * (r.crps / ref.crps - 1):+.2f} %" if "crps" in r and
+                    np.isfinite(r.crps) else "")
+            print(f"{model} {r.inference} vs patches s2: R2 {r.r2 - ref.r2:+.4f}{crps}, "
+                  f"time x{r.s_day / ref.s_day:.3f}")
+    return df
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
