@@ -256,16 +256,22 @@ def regrid_like(source: xr.Dataset | xr.DataArray, target: xr.Dataset | xr.DataA
     >>> regrid_like(src, dst, method="linear").values
     array([[6.5, 8.5]])
     """
-    method = ALIASES.get(method, method)
+    method = _method(method)
     if backend not in ("numpy", "xesmf"):
         raise ConfigError(f"unknown regrid backend {backend!r}; expected 'numpy' or 'xesmf'")
     source = _select(source, var)
     if backend == "xesmf":  # xESMF builds its own weights: ours would be computed for nothing
-        if method not in METHODS:
-            raise ConfigError(f"unknown regrid method {method!r}; expected one of {METHODS} "
-                              f"or an xESMF alias {sorted(ALIASES)}")
         return _regrid_xesmf(source, target, method, keep_attrs)
     return Regridder(source, target, method, extrapolate=extrapolate)(source, keep_attrs=keep_attrs)
+
+
+def _method(method: str) -> str:
+    """Our name of ``method`` (xESMF names accepted); ConfigError if unknown."""
+    method = ALIASES.get(method, method)
+    if method not in METHODS:
+        raise ConfigError(f"unknown regrid method {method!r}; expected one of {METHODS} "
+                          f"or an xESMF alias {sorted(ALIASES)}")
+    return method
 
 
 def _select(source, var):
@@ -316,10 +322,7 @@ class Regridder:
     """
 
     def __init__(self, source, target, method: str = "cubic", *, extrapolate: bool = False):
-        method = ALIASES.get(method, method)
-        if method not in METHODS:
-            raise ConfigError(f"unknown regrid method {method!r}; expected one of {METHODS} "
-                              f"or an xESMF alias {sorted(ALIASES)}")
+        method = _method(method)
         if not isinstance(source, xr.Dataset | xr.DataArray) or not isinstance(
                 target, xr.Dataset | xr.DataArray):
             raise TypeError("source and target must be xarray Datasets or DataArrays")
