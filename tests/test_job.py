@@ -104,7 +104,8 @@ def test_run_writes_report_and_resumes(run_dir, capsys):
     assert main(["run", str(run_dir / "run.yaml")]) == 0
     out = run_dir / "out"
     report = (out / "report.md").read_text()
-    for needle in ("Table 1", "Table 2", "Table 3", "bicubic", "Figure 4", "Figure 6"):
+    for needle in ("Table 1", "Table 2", "Table 3", "bicubic", "bicubic_bc", "Validation days",
+                   "Figure 4", "Figure 6"):
         assert needle in report
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert len(figures) >= 6

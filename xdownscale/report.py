@@ -150,6 +150,18 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
     lines += ["### Table 2 — Wasserstein distance, bicubic coarse vs fine (log-min-max "
               "normalised)", "", markdown_table(t2), ""]
 
+    # Validation days against the interpolation baselines (scored by fit, est.validation_)
+    val = {m: e.validation_ for m, e in estimators.items()
+           if getattr(e, "validation_", None) is not None}
+    if val:
+        tv = pd.concat(val, names=["model"])
+        _table(tv, out, f"{area}_validation.csv")
+        cols = ["r2_log10", "rmse_log10", "r2_data", "rmse_data", "bias_log10", "n_days"]
+        lines += ["### Validation days: each model beside bicubic and bias-corrected bicubic",
+                  "", markdown_table(tv[[c for c in cols if c in tv]].round(4)), "",
+                  "`bicubic_bc` removes bicubic's mean log10 bias on the training days. A model "
+                  "that does not beat `bicubic` here made `fit` warn.", ""]
+
     # Tables 3 / A1: skill on the test days, bicubic as the floor
     rows = []
     test_days = None
