@@ -122,6 +122,7 @@ def lag_windows(targets, record, n_lags: int, *, on_missing: str = "raise") -> L
 
     Examples
     --------
+    >>> import pandas as pd
     >>> rec = pd.date_range("2006-01-01", periods=5).to_numpy()
     >>> w = lag_windows(rec[3:], rec, 2)
     >>> w.index.tolist(), w.valid.tolist()
