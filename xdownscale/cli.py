@@ -18,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the main job on the embedded synthetic data")
     d.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     d.add_argument("--quick", action="store_true",
-                   help="one season and two models, about 10 minutes on 2 CPU cores")
+                   help="one season (JJA) and two models (ddpm, unet): the shortest run of the whole job")
     d.add_argument("--area", default="A1", choices=["A0", "A1"], help="study area (default A1)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     r = sub.add_parser("run", help="the main job on your own files, from a YAML config",
