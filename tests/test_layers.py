@@ -48,11 +48,13 @@ MODULES = {_module_name(p): _imports(p) for p in ROOT.rglob("*.py")}
 MODELS = "xdownscale.models"
 ESTIMATOR = ("xdownscale.estimator", "xdownscale._fit", "xdownscale._modules",
              "xdownscale.training", "xdownscale.checkpoint", "xdownscale.baselines",
-             "xdownscale.predict", "xdownscale.prediction", "xdownscale.rollout")
+             "xdownscale.predict", "xdownscale.prediction", "xdownscale.rollout",
+             "xdownscale.fitted", "xdownscale.drift", "xdownscale.evaluation")
 DATA = ("xdownscale.io", "xdownscale.regions", "xdownscale.regrid", "xdownscale._regrid_kernels",
         "xdownscale.transforms", "xdownscale.seasons", "xdownscale.windows",
         "xdownscale.covariates", "xdownscale.patches", "xdownscale.stitch",
-        "xdownscale.pipeline", "xdownscale._utils", "xdownscale.datasets")
+        "xdownscale.pipeline", "xdownscale._utils", "xdownscale._checks", "xdownscale._progress",
+        "xdownscale.datasets")
 DIAGNOSTICS = ("xdownscale.diagnostics",)
 FACE = ("xdownscale.accessors", "xdownscale.cli")
 
