@@ -100,6 +100,7 @@ from xdownscale.diagnostics import (
     skill,
     spread_skill,
 )
+from xdownscale.predict import scale_spread
 
 VAR = "DUEXTTAU"
 ETAS = (0.0, 0.5, 1.0)
@@ -174,6 +175,9 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--seed", type=int, default=0)
     # One thread: on a shared 2-core machine more threads spin against other jobs.
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--calibrate", action="store_true",
+                   help="calibrate the DDPM's spread on its validation days (est.calibrate) "
+                        "and add each setting's members scaled by that factor ('cal' rows)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     specs = (args.settings.split(",") if args.settings else QUICK if args.quick else ALL)
@@ -195,6 +199,14 @@ def main(argv=None) -> pd.DataFrame:
           flush=True)
 
     cfg0 = ddpm.config_
+    factor = 1.0
+    if args.calibrate:  # on the validation days, with the configured sampler (fit's way)
+        t0 = time.perf_counter()
+        ddpm.calibrate(coarse, fine)
+        factor = ddpm.spread_[args.season]
+        print(f"calibrated on the {len(ddpm.plans_[args.season].val)} validation days: "
+              f"spread factor {factor:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    ddpm.spread_ = {}  # rows are sampled as they are; "cal" rows scale them
     rows = []
     for st in settings:
         stride = st["stride"] or cfg0.infer_stride
@@ -208,20 +220,25 @@ def main(argv=None) -> pd.DataFrame:
             s_day = (time.perf_counter() - t0) / len(days)
         finally:
             ddpm.config_ = cfg0
-        fair = skill(ens, truth, spaces=("log10",), crps="fair").sel(space="log10")
-        std = skill(ens, truth, spaces=("log10",), crps="standard").sel(space="log10")
-        ss = spread_skill(ens, truth)
-        rh = rank_histogram(ens, truth)
-        row = {"sampler": st["sampler"], "steps": st["steps"],
-               "eta": st["eta"] if st["sampler"] == "ddim" else np.nan,
-               "fusion": st["fusion"], "stride": stride,
-               "lssr": float(ss["ssr_pooled"]), "fcrps": float(fair["crps_mean"]),
-               "crps": float(std["crps_mean"]), "r2": float(fair["r2_mean"]),
-               "rh_out": float(rh["extreme_ratio"]), "rh_delta": float(rh["delta"]),
-               **texture(ens.isel(member=0), truth_sv, truth_ps), "s_day": s_day}
-        rows.append(row)
-        print("  " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                               for k, v in row.items()), flush=True)
+        variants = [("-", ens)]
+        if args.calibrate:  # the same members, deviations from their mean (log10) scaled
+            scaled = 10.0 ** scale_spread(np.log10(ens.values), factor)
+            variants.append((f"{factor:.2f}", ens.copy(data=scaled.astype(ens.dtype))))
+        for cal, e in variants:
+            fair = skill(e, truth, spaces=("log10",), crps="fair").sel(space="log10")
+            std = skill(e, truth, spaces=("log10",), crps="standard").sel(space="log10")
+            ss = spread_skill(e, truth)
+            rh = rank_histogram(e, truth)
+            row = {"sampler": st["sampler"], "steps": st["steps"],
+                   "eta": st["eta"] if st["sampler"] == "ddim" else np.nan,
+                   "fusion": st["fusion"], "stride": stride, "cal": cal,
+                   "lssr": float(ss["ssr_pooled"]), "fcrps": float(fair["crps_mean"]),
+                   "crps": float(std["crps_mean"]), "r2": float(fair["r2_mean"]),
+                   "rh_out": float(rh["extreme_ratio"]), "rh_delta": float(rh["delta"]),
+                   **texture(e.isel(member=0), truth_sv, truth_ps), "s_day": s_day}
+            rows.append(row)
+            print("  " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                   for k, v in row.items()), flush=True)
 
     unet, _ = fit_or_load(args, "unet", coarse, fine, elev)
     det = unet.predict(coarse.sel(time=days), history=fine)[VAR]
@@ -241,7 +258,7 @@ def main(argv=None) -> pd.DataFrame:
     ok = df[df.lssr.between(0.6, 1.4) & (df.fcrps < unet_mae)]
     if len(ok):
         rec = ok.sort_values(["fcrps", "s_day"]).iloc[0]
-        print(f"\nrecommendation: {rec.sampler}-{rec.steps} eta {rec.eta} {rec.fusion} "
+        print(f"\nrecommendation: {rec.sampler}-{rec.steps} eta {rec.eta} {rec.fusion} cal {rec.cal} "
               f"stride {rec.stride}: SSR {rec.lssr:.2f}, fair CRPS {rec.fcrps:.4f} < unet MAE "
               f"{unet_mae:.4f}, sv1 {rec.sv1:.2f}, {rec.s_day:.1f} s/day")
     else:

@@ -6,13 +6,15 @@ The shipped demo pair (``xdownscale.datasets.synthetic()``, A1, 64 x 64 fine pix
 fitted model; only how a day is cut changes:
 
 * ``patches s2``: 16 x 16 patches at stride 2, halo 4 (the paper; 625 patches a day);
-* ``tiles T``: tiles of T pixels, halo ``--tile-halo`` (T = 64 is the whole demo image, so
-  one tile; smaller T are blended with the same Hann stitching).
+* ``tiles T/H/O``: tiles of T pixels, halo H, neighbouring cores overlapping by O pixels
+  (``tile``, ``tile_halo``, ``tile_overlap``; T = 64 is the whole demo image, so one tile).
 
 (a) DDPM with DDIM-20 and the U-Net, patches against tiles; (b) DDIM and DPM-Solver++ at
 4-10 steps on the default tiles. Scores from ``pred.dustdiag.skill(truth)``, log10 space, mean
 over days: R², RMSE, fair CRPS of ``--members`` members and the spread-skill ratio (DDPM
-only). s/day: wall seconds of ``est.predict`` per day (all members), ``--threads`` threads.
+only); ``seam``: the mean jump of one member's log10 error across the tiles' core edges over
+its mean jump between any two neighbouring pixels (about 1 without seams). s/day: wall
+seconds of ``est.predict`` per day (all members), ``--threads`` threads.
 
 Run::
 
@@ -53,10 +55,32 @@ def fit_or_load(args, model, coarse, fine, elev):
     return cached_fit(path, fit, f"the {model}")[0]
 
 
-def run(est, coarse, fine, days, *, inference, tile, halo, members, sampler="ddim", steps=20):
+def seam_ratio(error: np.ndarray, cfg, inference: str) -> float:
+    """Mean |step| of ``error`` (time, y, x) across the pieces' core edges over its mean
+    |step| everywhere: about 1 without seams; a tile-wise offset makes it larger."""
+    from xdownscale.patches import patch_starts
+    from xdownscale.predict import piece_layout
+
+    ny, nx = error.shape[-2:]
+    side, stride, halo = piece_layout(cfg, (ny, nx), inference)
+    if inference != "tiles" or side >= min(ny, nx):
+        return float("nan")
+    steps, at = [], []
+    for axis, n in ((-1, nx), (-2, ny)):
+        starts = np.unique(patch_starts((n, n), patch=side, stride=stride)[:, 0])
+        edges = {s + halo for s in starts if s > 0} | {s + side - halo for s in starts
+                                                         if s + side < n}
+        d = np.abs(np.diff(error, axis=axis))
+        steps.append(d.ravel())
+        at.append(np.take(d, [e - 1 for e in sorted(edges)], axis=axis).ravel())
+    return float(np.concatenate(at).mean() / np.concatenate(steps).mean())
+
+
+def run(est, coarse, fine, days, *, inference, tile, halo, members, sampler="ddim", steps=20,
+        overlap=0):
     """Scores and seconds per day of one way of predicting."""
     cfg0 = est.config_
-    est.config_ = cfg0.replace(infer_stride=2, tile=tile, tile_halo=halo)
+    est.config_ = cfg0.replace(infer_stride=2, tile=tile, tile_halo=halo, tile_overlap=overlap)
     try:
         t0 = time.perf_counter()
         kw = dict(members=members, sampler=sampler, steps=steps, keep_members=members > 1)
@@ -65,10 +89,15 @@ def run(est, coarse, fine, days, *, inference, tile, halo, members, sampler="ddi
             pred = pred[f"{VAR}_members"].rename(VAR)
         pred = pred.load()
         seconds = (time.perf_counter() - t0) / len(days)
+        one = pred.isel(member=0) if "member" in pred.dims else pred[VAR]
+        error = np.log10(one.transpose("time", ...).values) - np.log10(
+            fine[VAR].sel(time=days).values)
+        seam = seam_ratio(error, est.config_, inference)
     finally:
         est.config_ = cfg0
     sk = pred.dustdiag.skill(fine[VAR].sel(time=days), spaces=("log10",)).sel(space="log10")
-    row = {"r2": float(sk["r2"].mean()), "rmse": float(sk["rmse"].mean()), "s_day": seconds}
+    row = {"r2": float(sk["r2"].mean()), "rmse": float(sk["rmse"].mean()), "seam": seam,
+           "s_day": seconds}
     if "crps" in sk:
         row.update(crps=float(sk["crps"].mean()), ssr=float(sk["ssr"].mean()))
     return row
@@ -80,8 +109,8 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--season", default="JJA")
     p.add_argument("--members", type=int, default=4)
     p.add_argument("--days", type=int, default=6, help="JJA test days (default 6)")
-    p.add_argument("--tiles", default="32,64", help="tile sides to compare with patches")
-    p.add_argument("--tile-halo", type=int, default=8)
+    p.add_argument("--tiles", default="32/4/0,24/4/4,24/4/8,64/4/0",
+                   help="tile/halo/overlap layouts to compare with patches")
     p.add_argument("--steps", default="4,6,10", help="few-step sampler budgets (part b)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -94,7 +123,7 @@ def main(argv=None) -> pd.DataFrame:
     coarse, fine = coarse.load(), fine.load()
     models = {m: fit_or_load(args, m, coarse, fine, elev) for m in args.models.split(",")}
     days = pd.DatetimeIndex(next(iter(models.values())).test_days_[args.season])[: args.days]
-    tiles = [int(t) for t in args.tiles.split(",") if t]
+    tiles = [tuple(int(v) for v in t.split("/")) for t in args.tiles.split(",") if t]
     print(f"{len(days)} {args.season} test days ({days[0].date()} .. {days[-1].date()}), "
           f"{args.members} DDPM members, {args.threads} thread(s), load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
@@ -102,24 +131,25 @@ def main(argv=None) -> pd.DataFrame:
     if "a" not in args.skip:
         for model, est in models.items():
             members = args.members if model == "ddpm" else 1
-            ways = [("patches", 16, 4)] + [("tiles", t, args.tile_halo) for t in tiles]
-            for inference, tile, halo in ways:
+            ways = [("patches", 16, 4, 0)] + [("tiles", *t) for t in tiles]
+            for inference, tile, halo, overlap in ways:
                 r = run(est, coarse, fine, days, inference=inference, tile=tile, halo=halo,
-                        members=members, steps=args.a_steps)
-                name = "patches s2" if inference == "patches" else f"tiles {tile}"
+                        members=members, steps=args.a_steps, overlap=overlap)
+                name = ("patches s2" if inference == "patches"
+                        else f"tiles {tile}/{halo}/{overlap}")
                 rows.append({"part": "a", "model": model, "inference": name,
                              "sampler": f"ddim-{args.a_steps}" if model == "ddpm" else "-",
                              **r})
-                print(f"  {model} {name:10s} R2 {r['r2']:.4f} CRPS {r.get('crps', np.nan):.4f} "
-                      f"{r['s_day']:.2f} s/day", flush=True)
+                print(f"  {model} {name:14s} R2 {r['r2']:.4f} CRPS {r.get('crps', np.nan):.4f} "
+                      f"seam {r['seam']:.2f} {r['s_day']:.2f} s/day", flush=True)
     if "b" not in args.skip:
         default = DownscaleConfig()
-        tile, halo = default.tile, default.tile_halo
+        tile, halo, overlap = default.tile, default.tile_halo, default.tile_overlap
         budgets = [int(s) for s in args.steps.split(",") if s]
         for sampler, steps in ([("ddim", 20)] + [(s, n) for s in ("ddim", "dpmsolver")
                                                  for n in budgets]):
             r = run(models["ddpm"], coarse, fine, days, inference="tiles", tile=tile, halo=halo,
-                    members=args.members, sampler=sampler, steps=steps)
+                    members=args.members, sampler=sampler, steps=steps, overlap=overlap)
             rows.append({"part": "b", "model": "ddpm", "inference": f"tiles {tile}",
                          "sampler": f"{sampler}-{steps}", **r})
             print(f"  {sampler}-{steps} R2 {r['r2']:.4f} CRPS {r['crps']:.4f} "

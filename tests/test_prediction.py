@@ -9,7 +9,7 @@ from conftest import make_toy_pair, raise_if_dask_computes, tiny_config
 
 from xdownscale.errors import ConfigError
 from xdownscale.patches import patch_starts
-from xdownscale.predict import patch_seeds, piece_layout, window_starts
+from xdownscale.predict import patch_seeds, piece_layout, pixel_noise, window_starts
 
 VAR = "DUEXTTAU"
 
@@ -27,10 +27,10 @@ def wide():
 
 @pytest.fixture
 def small_tiles(wide):
-    """The wide estimator predicting on 24-pixel tiles (halo 4): 3 x 2 tiles on 44 x 37."""
+    """The wide estimator predicting on 24-pixel tiles (halo 4, abutting cores): 3 x 2 tiles."""
     est = wide[0]
     old = est.config_
-    est.config_ = old.replace(tile=24, tile_halo=4)
+    est.config_ = old.replace(tile=24, tile_halo=4, tile_overlap=0)
     yield wide
     est.config_ = old
 
@@ -103,13 +103,57 @@ def test_tiles_of_patch_size_are_the_patch_path(wide):
     est, coarse, fine = wide
     old = est.config_
     try:
-        est.config_ = old.replace(infer_stride=8, tile=16, tile_halo=4)
+        est.config_ = old.replace(infer_stride=8, tile=16, tile_halo=4, tile_overlap=0)
         kw = dict(history=fine, seed=2, sampler="ddpm", steps=3, members=2, keep_members=True)
         tiles = est.predict(coarse, inference="tiles", **kw)[f"{VAR}_members"].values
         patches = est.predict(coarse, inference="patches", **kw)[f"{VAR}_members"].values
     finally:
         est.config_ = old
     np.testing.assert_array_equal(tiles, patches)
+
+
+def test_overlapping_tile_cores_shorten_the_stride(small_tiles):
+    cfg = small_tiles[0].config_
+    assert piece_layout(cfg.replace(tile_overlap=6), (44, 37), "tiles") == (24, 10, 4)
+    # the overlap is capped at half a core, so a tile never steps by less
+    assert piece_layout(cfg.replace(tile_overlap=15), (44, 37), "tiles") == (24, 8, 4)
+    with pytest.raises(ConfigError, match="tile_overlap"):
+        cfg.replace(tile_overlap=16)
+    with pytest.raises(ConfigError, match="tile_overlap"):
+        cfg.replace(tile_overlap=-1)
+
+
+def test_overlapping_tiles_in_dask_chunks_equal_the_whole_image(small_tiles):
+    est, coarse, fine = small_tiles
+    old = est.config_
+    est.config_ = old.replace(tile_overlap=6)
+    try:
+        kw = dict(members=2, seed=4, steps=3, keep_members=True)
+        eager = est.predict(coarse, history=fine, **kw)[f"{VAR}_members"]
+        lazy = est.predict(coarse.chunk({"time": 1}),
+                           history=fine.chunk({"time": 50, "lat": 13, "lon": 16}), **kw)
+        np.testing.assert_allclose(lazy[f"{VAR}_members"].values, eager.values, rtol=1e-5,
+                                   atol=1e-7)
+    finally:
+        est.config_ = old
+
+
+def test_pixel_noise_is_a_field_over_the_whole_map():
+    from scipy import stats
+
+    whole = pixel_noise(3, "2006-07-01", 0, (0, 0), (60, 70))
+    # a window's noise is the whole map's there, wherever the window lies
+    np.testing.assert_array_equal(pixel_noise(3, "2006-07-01", 0, (17, 9), (20, 31)),
+                                  whole[17:37, 9:40])
+    assert whole.dtype == np.float32
+    assert stats.kstest(whole.ravel(), "norm").pvalue > 1e-3
+    # neighbouring pixels, rows and columns are uncorrelated
+    for a, b in ((whole[:, 1:], whole[:, :-1]), (whole[1:], whole[:-1])):
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.05
+    for other in (pixel_noise(4, "2006-07-01", 0, (0, 0), (60, 70)),
+                  pixel_noise(3, "2006-07-02", 0, (0, 0), (60, 70)),
+                  pixel_noise(3, "2006-07-01", 1, (0, 0), (60, 70))):
+        assert abs(np.corrcoef(other.ravel(), whole.ravel())[0, 1]) < 0.05
 
 
 def test_tiles_differ_from_patches_but_stay_close(small_tiles):

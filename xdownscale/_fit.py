@@ -218,18 +218,68 @@ def fit_estimator(est, cfg, coarse, fine, elevation, pretrained=None) -> None:
         coarse_grid={"lat": data.coarse_da["lat"].values, "lon": data.coarse_da["lon"].values},
         attrs=dict(data.fine_da.attrs), device=device,
         history=pd.concat(histories, ignore_index=True).set_index(["season", "stage", "epoch"]),
-        validation=None).apply(est)
-    est.validation_ = (validation_scores(est, data.coarse_da, data.coarse_on_fine, data.fine_da)
-                       if cfg.validation else None)
+        validation=None, spread={}).apply(est)
+    calibration = (calibrate_spread(est, data.coarse_da, data.fine_da)
+                   if cfg.calibrate_spread and est.model in GENERATIVE else {})
+    est.validation_ = (validation_scores(est, data.coarse_da, data.coarse_on_fine, data.fine_da,
+                                         calibration) if cfg.validation else None)
 
 
-def validation_scores(est, coarse, coarse_on_fine, fine) -> pd.DataFrame:
+GENERATIVE = ("ddpm", "vae")
+SPREAD_LIMITS = (0.1, 10.0)
+
+
+def calibrate_spread(est, coarse, fine, days=None, members: int = 4) -> dict:
+    """Fit, per season, the factor on the members' deviations from their mean that makes the
+    spread/skill ratio 1 on held-out days, and set it in ``est.spread_``.
+
+    A conditional generative model trained for minutes is rarely calibrated: its members
+    spread too little (or too much) for the error of their mean. The usual remedy in
+    ensemble post-processing is to scale the spread on days the model did not train on;
+    the ratio is the variance form of
+    :func:`~xdownscale.diagnostics.spread_skill` (log10, pooled over days and pixels), so the
+    factor is ``1 / SSR``, bounded to ``SPREAD_LIMITS``. ``days``: the days to use (default:
+    each season's validation days, else its holdout). Seasons without such days keep their
+    factor. Returns ``{season: {"ssr": before, "factor": factor, "days": n}}``.
+    """
+    from .diagnostics.ensemble import spread_skill
+
+    if members < 2:
+        raise ConfigError(f"calibrating the spread needs at least 2 members, got {members}")
+    if est.model not in GENERATIVE:
+        raise ConfigError(f"the {est.model} model is deterministic: it has no spread to "
+                          "calibrate")
+    report = {}
+    chosen = None if days is None else pd.DatetimeIndex(days)
+    for season in est.seasons_:
+        plan = est.plans_[season]
+        if chosen is None:
+            sdays = pd.DatetimeIndex(plan.val if plan.val.size else plan.holdout)
+        else:
+            sdays = chosen[season_of(chosen) == season]
+        if not sdays.size:
+            continue
+        est.spread_.pop(season, None)  # judge the members as sampled
+        pred = est.predict(coarse.sel(time=sdays), history=fine, members=members,
+                           seed=est.config_.seed, keep_members=True)
+        ens = pred[f"{est.var}_members"]
+        ssr = float(spread_skill(ens, fine.sel(time=sdays), var=est.var, truth_var=est.var,
+                                 eps=est.config_.eps)["ssr_pooled"])
+        factor = float(np.clip(1.0 / ssr, *SPREAD_LIMITS)) if np.isfinite(ssr) and ssr > 0 else 1.0
+        est.spread_[season] = factor
+        report[season] = {"ssr": ssr, "factor": factor, "days": int(sdays.size)}
+    return report
+
+
+def validation_scores(est, coarse, coarse_on_fine, fine, calibration=None) -> pd.DataFrame:
     """Score each season's validation days: the model (one member, the configured sampler)
     beside bicubic and bias-corrected bicubic (log10 bias learned on the training days).
 
     Returns a DataFrame indexed by (season, method) with R², RMSE, bias in log10 and data
-    units; warns with :class:`~xdownscale.errors.XDownscaleWarning` for every season where
-    the model does not beat bicubic interpolation in both spaces.
+    units, and for a calibrated generative model its spread/skill ratio before calibration
+    (``ssr``) and the factor fitted (``spread_factor``); warns with
+    :class:`~xdownscale.errors.XDownscaleWarning` for every season where the model does not
+    beat bicubic interpolation in both spaces.
     """
     tables = {}
     for season in est.seasons_:
@@ -246,6 +296,9 @@ def validation_scores(est, coarse, coarse_on_fine, fine) -> pd.DataFrame:
             {est.model: pred, "bicubic": interp,
              "bicubic_bc": baselines.bias_corrected(interp, bias)}, truth, eps=est.config_.eps)
         t = tables[season]
+        if season in (calibration or {}):
+            t.loc[est.model, "ssr"] = calibration[season]["ssr"]
+            t.loc[est.model, "spread_factor"] = calibration[season]["factor"]
         worse = [space for space in ("log10", "data")
                  if t.loc[est.model, f"r2_{space}"] < t.loc["bicubic", f"r2_{space}"]]
         if worse:

@@ -65,10 +65,13 @@ class DownscaleConfig:
     window: str = "hann"
     patches_per_day: int | None = None  # random subset of a day's patches per epoch (None: all)
     # prediction pieces: "patches" (patch at infer_stride, halo) or "tiles" of `tile` pixels
-    # with `tile_halo`, each pixel computed about once (docs' prediction guide for the skill)
+    # with `tile_halo`, neighbouring cores overlapping by `tile_overlap` and Hann-blended, so
+    # each pixel is computed (24 / 12)^2 = 4 times instead of 64 (benchmarks/bench_tiles.py:
+    # abutting cores left seams; larger tiles lose skill; docs' prediction guide)
     inference: str = "tiles"
-    tile: int = 32
+    tile: int = 24
     tile_halo: int = 4
+    tile_overlap: int = 4
     # stage A: small temporal U-Net on the coarse record
     small_widths: tuple[int, ...] = (64, 128, 256)
     small_lr: float = 5e-4
@@ -115,6 +118,9 @@ class DownscaleConfig:
     vae_recon_scale: float = 100.0
     # after stage B: score the validation days against bicubic interpolation (est.validation_)
     validation: bool = True
+    # after stage B (ddpm, vae): scale the ensemble spread to the error of its mean on the
+    # validation days (est.calibrate; est.spread_)
+    calibrate_spread: bool = True
     # execution
     predict_batch_size: int = 1024
     device: str = "auto"
@@ -201,6 +207,11 @@ class DownscaleConfig:
             raise ConfigError(f"tile must be a multiple of 4 and >= patch, got {self.tile!r}")
         if not isinstance(self.tile_halo, int) or not 0 <= 2 * self.tile_halo < self.tile:
             raise ConfigError(f"tile_halo={self.tile_halo!r} leaves no core in a {self.tile} px tile")
+        if (not isinstance(self.tile_overlap, int) or self.tile_overlap < 0
+                or 2 * self.tile_halo + self.tile_overlap >= self.tile):
+            raise ConfigError(
+                f"tile_overlap={self.tile_overlap!r} must be a non-negative integer with "
+                f"2 * tile_halo + tile_overlap < tile ({self.tile}): tiles need a stride >= 1")
         return self
 
     # -- presets ----------------------------------------------------------------------------

@@ -140,6 +140,38 @@ class Downscaler:
         fit_estimator(self, cfg, coarse, fine, elevation, pretrained=pretrained)
         return self
 
+    def calibrate(self, coarse, fine, *, days=None, members: int = 4) -> Downscaler:
+        """Scale each season's ensemble spread to the error of its mean on held-out days.
+
+        ``fit`` does this on the validation days when ``calibrate_spread`` is on (the
+        default, for ``"ddpm"`` and ``"vae"``); call it to recalibrate on other days. The
+        season's members are predicted on ``days`` (default: its validation days) with
+        ``members`` members; their spread/skill ratio (log10, pooled over days and pixels,
+        :func:`~xdownscale.diagnostics.spread_skill`) gives the factor ``1 / SSR`` that
+        predictions of two or more members then apply to their deviations from the ensemble
+        mean (the mean, and a one-member prediction, are unchanged). The factors are in
+        ``spread_`` and saved with the model.
+
+        Parameters
+        ----------
+        coarse, fine : Dataset or DataArray
+            The coarse record and the fine truth covering ``days`` and their history.
+        days : array-like of datetime, optional
+            Held-out days to calibrate on; seasons without any keep their factor.
+        members : int, default 4
+            Ensemble size of the calibration run (at least 2).
+
+        Returns
+        -------
+        Downscaler
+            ``self``, with ``spread_`` updated.
+        """
+        from ._fit import calibrate_spread
+
+        self._check_fitted("calibrate")
+        calibrate_spread(self, coarse, fine, days=days, members=members)
+        return self
+
     # -- prediction -------------------------------------------------------------------------
     def predict(self, coarse, history=None, members: int = 1, sampler: str | None = None,
                 steps: int | None = None, seed: int | None = None, keep_members: bool = False,

@@ -10,7 +10,7 @@ scores) travel beside it and are passed in by the checkpoint code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,9 @@ class FittedState:
     device: Any
     history: pd.DataFrame
     validation: pd.DataFrame | None
+    # season -> factor on the ensemble members' deviations from their mean (calibrate);
+    # a season without one predicts its members as sampled
+    spread: dict = field(default_factory=dict)
 
     # the fields that are not JSON: saved beside the JSON by the checkpoint code
     ARRAYS = ("modules", "elevation", "history", "validation", "device")
@@ -68,6 +71,7 @@ class FittedState:
                       for k, v in self.attrs.items()},
             "elevation_used": bool(self.elevation_used),
             "plans": {s: p.to_dict() for s, p in self.plans.items()},
+            "spread": {s: float(k) for s, k in self.spread.items()},
         }
 
     @classmethod
@@ -93,5 +97,6 @@ class FittedState:
             coarse_grid={k: np.asarray(v) for k, v in data["coarse_grid"].items()},
             attrs=dict(data["attrs"]),
             elevation_used=bool(data["elevation_used"]),
+            spread={s: float(k) for s, k in data.get("spread", {}).items()},
             **arrays,
         )

@@ -44,8 +44,8 @@ from .errors import ConfigError
 from .patches import cut_patches, patch_starts
 from .stitch import StitchPlan
 
-__all__ = ["predict_day", "day_seed", "patch_seeds", "window_starts", "piece_layout",
-           "INFERENCE"]
+__all__ = ["predict_day", "day_seed", "patch_seeds", "pixel_noise", "scale_spread",
+           "window_starts", "piece_layout", "INFERENCE"]
 
 INFERENCE = ("patches", "tiles")
 
@@ -65,13 +65,37 @@ def patch_seeds(seed: int, day, member: int, starts: np.ndarray) -> np.ndarray:
     """
     starts = np.asarray(starts, np.uint64).reshape(-1, 2)
     z = np.uint64(day_seed(seed, day, member))
-    z = z ^ (starts[:, 0] << np.uint64(32)) ^ starts[:, 1]
+    z = _splitmix64(z ^ (starts[:, 0] << np.uint64(32)) ^ starts[:, 1])
+    return (z >> np.uint64(1)).astype(np.int64)
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, elementwise on uint64: a counter-based hash (numpy's and torch's
+    generators are stateful streams; here a value must follow from its coordinates alone)."""
     with np.errstate(over="ignore"):  # modular uint64 arithmetic is the point
         z = z + np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(1)).astype(np.int64)
+        return z ^ (z >> np.uint64(31))
+
+
+def pixel_noise(seed: int, day, member: int, origin, shape) -> np.ndarray:
+    """Standard normal noise on a window of the whole map, one value per *global* pixel.
+
+    The value at a pixel follows from (seed, day, member, row, column) alone, so every piece
+    that covers a pixel (overlapping tiles, the 64 patches at stride 2, any dask window) starts
+    the reverse process from the same number there. Independent draws per piece would make
+    neighbouring pieces start from unrelated states: their samples disagree where they meet
+    and blending them shrinks the ensemble spread. Box-Muller on the two 32-bit halves of a
+    SplitMix64 hash of the coordinates (salted, so it differs from the piece seeds).
+    """
+    rows = np.arange(origin[0], origin[0] + shape[0], dtype=np.uint64)
+    cols = np.arange(origin[1], origin[1] + shape[1], dtype=np.uint64)
+    z0 = np.uint64(day_seed(seed, day, member)) ^ np.uint64(0xD1B54A32D192ED03)
+    z = _splitmix64(_splitmix64(z0 ^ (rows[:, None] << np.uint64(32))) ^ cols[None, :])
+    u1 = ((z >> np.uint64(32)).astype(np.float64) + 0.5) / 2.0**32
+    u2 = ((z & np.uint64(0xFFFFFFFF)).astype(np.float64) + 0.5) / 2.0**32
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).astype(np.float32)
 
 
 def window_starts(image_shape, origin, window_shape, patch: int, stride: int) -> np.ndarray:
@@ -93,8 +117,9 @@ def piece_layout(cfg, image_shape, inference: str = "patches") -> tuple[int, int
 
     ``"patches"``: ``(patch, infer_stride, halo)``, the paper's layout. ``"tiles"``: squares
     of ``tile`` pixels (at most the image's smaller side, rounded down to what the U-Nets'
-    poolings divide) whose cores abut: stride ``side - 2 * halo``. Only the whole image's
-    shape enters, so every window of the image is cut with the same layout.
+    poolings divide) whose cores overlap by ``tile_overlap`` pixels: stride
+    ``side - 2 * halo - overlap``. Only the whole image's shape enters, so every window of the
+    image is cut with the same layout.
     """
     if inference == "patches":
         return cfg.patch, cfg.infer_stride, cfg.halo
@@ -105,7 +130,25 @@ def piece_layout(cfg, image_shape, inference: str = "patches") -> tuple[int, int
     if side < cfg.patch:  # an image smaller than a tile: fall back to patches
         return cfg.patch, cfg.infer_stride, cfg.halo
     halo = min(int(cfg.tile_halo), (side - factor) // 2)
-    return side, side - 2 * halo, halo
+    overlap = min(int(cfg.tile_overlap), (side - 2 * halo) // 2)
+    return side, side - 2 * halo - overlap, halo
+
+
+def scale_spread(members: np.ndarray, factor: float) -> np.ndarray:
+    """Members (m, ...) with their deviations from the ensemble mean multiplied by ``factor``.
+
+    The ensemble mean is unchanged and the spread is ``factor`` times as large; with one
+    member, or a factor of 1, the members are returned as they are. The factor is fitted on
+    held-out days (:meth:`~xdownscale.Downscaler.calibrate`), in the scaled log10 space the
+    models predict in (a linear map of log10, so the log10 spread scales alike).
+    """
+    factor = float(factor)
+    if not np.isfinite(factor) or factor <= 0:
+        raise ConfigError(f"spread factor must be a positive number, got {factor!r}")
+    if members.shape[0] < 2 or factor == 1.0:
+        return members
+    mean = members.mean(axis=0, keepdims=True)
+    return (mean + factor * (members - mean)).astype(members.dtype, copy=False)
 
 
 def piece_batch(cfg, side: int) -> int:
@@ -135,7 +178,7 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
                 sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
                 seed: int = 0, fusion: str = "posthoc", device="cpu",
                 batch_size: int | None = None, origin=(0, 0), image_shape=None,
-                inference: str = "patches") -> np.ndarray:
+                inference: str = "patches", spread: float = 1.0) -> np.ndarray:
     """Predict one day on the fine grid, or on a window of it.
 
     Parameters
@@ -157,6 +200,9 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
         trims the rest.
     inference : {"patches", "tiles"}, default "patches"
         Predict on patches at ``infer_stride`` or on tiles (module notes).
+    spread : float, default 1.0
+        Factor on the members' deviations from their mean (:func:`scale_spread`); it only
+        acts on two or more members.
 
     Returns
     -------
@@ -179,13 +225,16 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
     with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
         out = _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, side,
                               batch_size, members=members, sampler=sampler, steps=steps,
-                              eta=eta, seed=seed, day=day, fusion=fusion, device=device)
+                              eta=eta, seed=seed, day=day, fusion=fusion, device=device,
+                              origin=origin)
+    out = scale_spread(out, spread)
     out[:, missing] = np.nan
     return out
 
 
 def _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, side, batch_size,
-                    *, members, sampler, steps, eta, seed, day, fusion, device) -> np.ndarray:
+                    *, members, sampler, steps, eta, seed, day, fusion, device,
+                    origin=(0, 0)) -> np.ndarray:
     """Encode, sample or regress, and stitch every piece of one (window of a) day."""
     cond_p = cut_patches(cond_t, starts, side)
     raw = _encode(module, hist_t, starts, side, batch_size)
@@ -208,9 +257,13 @@ def _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, si
     out = np.empty((members, ny, nx), np.float32)
     for m in range(members):
         if module.kind == "ddpm":
+            # the starting state is one field over the map; later steps' noise (eta > 0,
+            # the ddpm sampler) comes from each piece's own generator
             gen = [torch.Generator(device="cpu").manual_seed(int(s))
                    for s in patch_seeds(seed, day, m, global_starts)]
-            raw_out = _sample_ddpm(module.large, inputs, n, cfg, plan, gen, sampler=sampler,
+            x_T = cut_patches(torch.from_numpy(pixel_noise(seed, day, m, origin, (ny, nx)))[None],
+                              starts, side).to(device)
+            raw_out = _sample_ddpm(module.large, inputs, n, cfg, plan, gen, x_T, sampler=sampler,
                                    steps=steps, eta=eta, fusion=fusion, device=device,
                                    batch_size=batch_size)
         else:
@@ -228,12 +281,13 @@ def _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, si
     return out
 
 
-def _sample_ddpm(diffusion, inputs, n, cfg, plan, gen, *, sampler, steps, eta, fusion, device,
-                 batch_size):
+def _sample_ddpm(diffusion, inputs, n, cfg, plan, gen, x_T, *, sampler, steps, eta, fusion,
+                 device, batch_size):
     """Reverse diffusion over all patches of a day (steps outside, batches inside), through
     the model's own loop (:meth:`~xdownscale.models.DiffusionModel.sample_loop`).
 
-    ``gen`` is a list of per-patch generators: diffusers draws each row's noise from its own.
+    ``gen`` is a list of per-patch generators: diffusers draws each row's noise from its own;
+    ``x_T`` (n, 1, p, p) is the starting state, cut from :func:`pixel_noise`.
     Per-step fusion stitches each step's clean-image estimate and cuts it back into patches.
     """
     shape = (n, 1, plan.patch, plan.patch)
@@ -250,4 +304,5 @@ def _sample_ddpm(diffusion, inputs, n, cfg, plan, gen, *, sampler, steps, eta, f
         return plan.cut(fused)[:, None]
 
     return diffusion.sample_loop(shape, denoise, gen, sampler=sampler, steps=steps, eta=eta,
-                                 fuse=fuse if fusion == "per_step" else None, device=device)
+                                 fuse=fuse if fusion == "per_step" else None, device=device,
+                                 initial=x_T)

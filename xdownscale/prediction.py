@@ -112,7 +112,7 @@ def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, 
         scaled = predict_day(est.modules_[season], cfg, hist, cond, day=day, members=members,
                              sampler=sampler, steps=steps, eta=cfg.eta, seed=seed, fusion=fusion,
                              device=est.device_, origin=origin, image_shape=image_shape,
-                             inference=inference)
+                             inference=inference, spread=est.spread_.get(season, 1.0))
         out[:, i] = np.asarray(inverse_log10(scaler.inverse_transform(scaled)), np.float32)
     return out
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DimensionError
 
 __all__ = ["DiffusionModel", "SAMPLERS", "DATA_SPACES"]
 
@@ -192,16 +192,22 @@ class DiffusionModel(nn.Module):
     def sample_loop(self, shape: tuple[int, ...], denoise: Callable, generator: Generator = None,
                     *, sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
                     fuse: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    device: str | torch.device | None = None) -> torch.Tensor:
+                    device: str | torch.device | None = None,
+                    initial: torch.Tensor | None = None) -> torch.Tensor:
         """The reverse-diffusion loop: ``denoise(x_t, t) -> x0`` (data space) at every step.
 
         ``denoise`` wraps the network with its conditioning (:meth:`sample` passes
         ``predict_x0`` with ``cond``; the prediction kernel a batched one over all patches of
         a day). ``fuse(x0) -> x0`` is applied to each step's clean-image estimate when given.
-        Returns the final state in data space.
+        ``initial``: the standard normal starting state (``shape``), instead of drawing it
+        from ``generator``. Returns the final state in data space.
         """
         scheduler = self.make_scheduler(sampler, steps)
-        x_t = self.initial_noise(shape, generator, device=device) * scheduler.init_noise_sigma
+        if initial is None:
+            initial = self.initial_noise(shape, generator, device=device)
+        elif tuple(initial.shape) != tuple(shape):
+            raise DimensionError(f"initial state has shape {tuple(initial.shape)}, need {shape}")
+        x_t = initial * scheduler.init_noise_sigma
         for t in scheduler.timesteps:
             x0 = denoise(x_t, t)
             if fuse is not None:

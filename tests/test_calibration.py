@@ -1,0 +1,106 @@
+"""Ensemble spread calibration: the factor fitted on held-out days, applied to the members."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import tiny_config
+
+from xdownscale import Downscaler
+from xdownscale.diagnostics import spread_skill
+from xdownscale.errors import ConfigError
+from xdownscale.predict import scale_spread
+
+VAR = "DUEXTTAU"
+
+
+def test_scale_spread_keeps_the_mean_and_scales_the_deviations():
+    rng = np.random.default_rng(0)
+    members = rng.normal(size=(5, 7, 9)).astype(np.float32)
+    out = scale_spread(members, 2.5)
+    np.testing.assert_allclose(out.mean(0), members.mean(0), atol=1e-6)
+    np.testing.assert_allclose(out.std(0), 2.5 * members.std(0), rtol=1e-5)
+    assert out.dtype == np.float32
+    # one member has no spread to scale; a factor of 1 changes nothing
+    np.testing.assert_array_equal(scale_spread(members[:1], 3.0), members[:1])
+    np.testing.assert_array_equal(scale_spread(members, 1.0), members)
+    for bad in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(ConfigError, match="spread factor"):
+            scale_spread(members, bad)
+
+
+@pytest.fixture(scope="module")
+def calibrated(toy_pair):
+    coarse, fine, elev = toy_pair
+    torch.manual_seed(0)
+    # a few hundred steps, so the members spread (an untrained residual model is bicubic)
+    est = coarse.downscale.fit(fine, elevation=elev, model="ddpm", seasons=["JJA"],
+                               config=tiny_config(min_steps=300, epochs=3))
+    return est, coarse, fine
+
+
+def _val_ssr(est, coarse, fine, members=4):
+    days = pd.DatetimeIndex(est.plans_["JJA"].val)
+    pred = est.predict(coarse.sel(time=days), history=fine, members=members,
+                       seed=est.config_.seed, keep_members=True)
+    return float(spread_skill(pred[f"{VAR}_members"], fine.sel(time=days))["ssr_pooled"])
+
+
+def test_fit_calibrates_the_spread_on_the_validation_days(calibrated):
+    est, coarse, fine = calibrated
+    factor = est.spread_["JJA"]
+    assert 0.1 < factor < 10.0 and factor != 1.0  # not at the bounds
+    row = est.validation_.loc[("JJA", "ddpm")]
+    assert row["spread_factor"] == pytest.approx(factor)
+    assert row["ssr"] * factor == pytest.approx(1.0, rel=1e-6)
+    # the same members on the same days, now scaled: their spread/skill ratio is 1
+    assert _val_ssr(est, coarse, fine) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_calibration_leaves_single_members_and_the_mean_alone(calibrated):
+    est, coarse, fine = calibrated
+    days = est.test_days_["JJA"][:2]
+    kw = dict(history=fine, seed=3)
+    scaled = est.predict(coarse.sel(time=days), members=3, keep_members=True, **kw)
+    one = est.predict(coarse.sel(time=days), members=1, **kw)[VAR].values
+    factor, est.spread_["JJA"] = est.spread_["JJA"], 1.0
+    try:
+        raw = est.predict(coarse.sel(time=days), members=3, keep_members=True, **kw)
+        raw_one = est.predict(coarse.sel(time=days), members=1, **kw)[VAR].values
+    finally:
+        est.spread_["JJA"] = factor
+    np.testing.assert_array_equal(one, raw_one)
+    log = {k: np.log10(v[f"{VAR}_members"].values) for k, v in (("s", scaled), ("r", raw))}
+    np.testing.assert_allclose(log["s"].mean(0), log["r"].mean(0), atol=1e-5)
+    np.testing.assert_allclose(log["s"].std(0), factor * log["r"].std(0), rtol=1e-3, atol=1e-6)
+
+
+def test_calibration_is_saved_and_recalibrated(calibrated, tmp_path):
+    est, coarse, fine = calibrated
+    est.save(tmp_path / "m")
+    back = Downscaler.load(tmp_path / "m")
+    assert back.spread_ == est.spread_
+    days = est.test_days_["JJA"][:2]
+    kw = dict(history=fine, seed=1, members=2, keep_members=True)
+    np.testing.assert_array_equal(back.predict(coarse.sel(time=days), **kw)[f"{VAR}_members"],
+                                  est.predict(coarse.sel(time=days), **kw)[f"{VAR}_members"])
+    # recalibrating on other days changes the factor only from the members as sampled
+    back.calibrate(coarse, fine, days=est.test_days_["JJA"], members=3)
+    assert back.spread_["JJA"] != est.spread_["JJA"]
+    with pytest.raises(ConfigError, match="at least 2"):
+        back.calibrate(coarse, fine, members=1)
+
+
+def test_deterministic_models_have_no_spread_to_calibrate(toy_pair):
+    coarse, fine, elev = toy_pair
+    est = coarse.downscale.fit(fine, elevation=elev, model="unet", seasons=["JJA"],
+                               config=tiny_config())
+    assert est.spread_ == {}
+    assert "spread_factor" not in est.validation_.columns
+    with pytest.raises(ConfigError, match="deterministic"):
+        est.calibrate(coarse, fine)
+    off = coarse.downscale.fit(fine, elevation=elev, model="ddpm", seasons=["JJA"],
+                               config=tiny_config(calibrate_spread=False))
+    assert off.spread_ == {}
