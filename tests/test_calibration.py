@@ -41,7 +41,7 @@ def calibrated(toy_pair):
     return est, coarse, fine
 
 
-def _val_ssr(est, coarse, fine, members=4):
+def _val_ssr(est, coarse, fine, members=2):
     days = pd.DatetimeIndex(est.plans_["JJA"].val)
     pred = est.predict(coarse.sel(time=days), history=fine, members=members,
                        seed=est.config_.seed, keep_members=True)
@@ -55,8 +55,15 @@ def test_fit_calibrates_the_spread_on_the_validation_days(calibrated):
     row = est.validation_.loc[("JJA", "ddpm")]
     assert row["spread_factor"] == pytest.approx(factor)
     assert row["ssr"] * factor == pytest.approx(1.0, rel=1e-6)
-    # the same members on the same days, now scaled: their spread/skill ratio is 1
+    # the same (2) members on the same days, now scaled: their spread/skill ratio is 1
     assert _val_ssr(est, coarse, fine) == pytest.approx(1.0, rel=1e-3)
+    # the validation scores are those of the one-member prediction (member 0 of that run)
+    days = pd.DatetimeIndex(est.plans_["JJA"].val)
+    one = est.predict(coarse.sel(time=days), history=fine, seed=est.config_.seed)
+    from xdownscale.baselines import score_against_baselines
+
+    ref = score_against_baselines({"ddpm": one}, fine["DUEXTTAU"].sel(time=days))
+    assert row["r2_log10"] == pytest.approx(ref.loc["ddpm", "r2_log10"], rel=1e-5)
 
 
 def test_calibration_leaves_single_members_and_the_mean_alone(calibrated):

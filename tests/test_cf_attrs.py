@@ -66,3 +66,19 @@ def test_prediction_files_are_cf_and_do_not_claim_the_inputs_provenance():
     assert ds["DUEXTTAU"].attrs["long_name"] == INPUT_ATTRS["long_name"]
     assert ds["time"].attrs["standard_name"] == "time" and ds["time"].attrs["axis"] == "T"
     assert ds["lat"].attrs["units"] == "degrees_north"
+
+
+def test_rollout_stores_do_not_claim_the_inputs_provenance(tmp_path):
+    from types import SimpleNamespace
+
+    from xdownscale.rollout import _empty
+
+    est = SimpleNamespace(var_="DUEXTTAU", attrs_={**INPUT_ATTRS, "history": "read from G5NR"})
+    tmpl = xr.Dataset(coords={"lat": [0.0, 1.0], "lon": [5.0, 6.0, 7.0]})
+    from xdownscale.prediction import field_attrs
+
+    ds = _empty(pd.date_range("2006-07-01", periods=2), tmpl, "DUEXTTAU", 2, field_attrs(est))
+    for v in ds.data_vars:
+        assert "source" not in ds[v].attrs and "history" not in ds[v].attrs
+    assert ds["DUEXTTAU"].attrs["long_name"] == INPUT_ATTRS["long_name"]
+    assert ds["DUEXTTAU"].attrs["units"] == "1"

@@ -85,20 +85,22 @@ def test_compare_assembles_tables_and_figures():
     coarse = truth.rolling(lat=3, lon=3, center=True, min_periods=1).mean()
     ds, figs = compare(truth, pred, coarse, season="JJA", nlags=5, max_lag=3, **VARIO)
     assert set(figs) == {"lag_metrics", "semivariogram", "acf", "map"}
-    assert list(ds["dataset"].values) == ["G5NR", "prediction", "MERRA-2"]
+    # labels come from the data: these say nothing about what they are
+    assert list(ds["dataset"].values) == ["fine", "prediction", "coarse"]
     assert ds["summary_mean"].dims == ("dataset", "season")
     for name in ("w1_daily_mean", "w1_pooled", "skill_rmse_mean", "skill_kge_std",
                  "lag_rmse", "vario_range", "acf", "pacf_upper", "acf_n_obs"):
         assert name in ds, name
     ref = skill(pred, truth)
     np.testing.assert_allclose(ds["skill_rmse_mean"], ref["rmse_mean"])
-    np.testing.assert_allclose(ds["lag_r2"].sel(dataset="G5NR"),
+    np.testing.assert_allclose(ds["lag_r2"].sel(dataset="fine"),
                                lag_metrics(truth, max_lag=3)["r2"])
-    # Out-of-data use: no truth, coarse on its own grid.
-    ood, figs = compare(None, pred, truth.coarsen(lat=2, lon=2).mean(), figures=False,
-                        nlags=5, max_lag=3, **VARIO)
+    # Out-of-data use: no truth, coarse on its own grid, and saying what it is.
+    merra = truth.coarsen(lat=2, lon=2).mean()
+    merra.attrs["xdownscale_product"] = "MERRA-2"
+    ood, figs = compare(None, pred, merra, figures=False, nlags=5, max_lag=3, **VARIO)
     assert figs == {} and "skill_rmse_mean" not in ood and "w1_pooled" not in ood
-    assert list(ood["dataset"].values) == ["prediction", "MERRA-2"]
+    assert list(ood["dataset"].values) == ["prediction", "coarse (MERRA-2)"]
     with pytest.raises(ConfigError):
         compare(truth, pred, season="summer")
 

@@ -219,7 +219,9 @@ def fit_estimator(est, cfg, coarse, fine, elevation, pretrained=None) -> None:
         attrs=dict(data.fine_da.attrs), device=device,
         history=pd.concat(histories, ignore_index=True).set_index(["season", "stage", "epoch"]),
         validation=None, spread={}).apply(est)
-    calibration = (calibrate_spread(est, data.coarse_da, data.fine_da)
+    # 2 members: the pooled ratio over a season's validation pixels is already precise, and
+    # member 0 is the one-member prediction the validation scores need anyway
+    calibration = (calibrate_spread(est, data.coarse_da, data.fine_da, members=2)
                    if cfg.calibrate_spread and est.model in GENERATIVE else {})
     est.validation_ = (validation_scores(est, data.coarse_da, data.coarse_on_fine, data.fine_da,
                                          calibration) if cfg.validation else None)
@@ -240,7 +242,8 @@ def calibrate_spread(est, coarse, fine, days=None, members: int = 4) -> dict:
     :func:`~xdownscale.diagnostics.spread_skill` (log10, pooled over days and pixels), so the
     factor is ``1 / SSR``, bounded to ``SPREAD_LIMITS``. ``days``: the days to use (default:
     each season's validation days, else its holdout). Seasons without such days keep their
-    factor. Returns ``{season: {"ssr": before, "factor": factor, "days": n}}``.
+    factor. Returns ``{season: {"ssr": before, "factor": factor, "days": the days,
+    "first": member 0 (the one-member prediction of those days)}}``.
     """
     from .diagnostics.ensemble import spread_skill
 
@@ -267,7 +270,8 @@ def calibrate_spread(est, coarse, fine, days=None, members: int = 4) -> dict:
                                  eps=est.config_.eps)["ssr_pooled"])
         factor = float(np.clip(1.0 / ssr, *SPREAD_LIMITS)) if np.isfinite(ssr) and ssr > 0 else 1.0
         est.spread_[season] = factor
-        report[season] = {"ssr": ssr, "factor": factor, "days": int(sdays.size)}
+        report[season] = {"ssr": ssr, "factor": factor, "days": sdays,
+                          "first": pred[est.var].copy(data=ens.isel(member=0).values)}
     return report
 
 
@@ -288,7 +292,12 @@ def validation_scores(est, coarse, coarse_on_fine, fine, calibration=None) -> pd
         if not days.size:
             continue
         truth = fine.sel(time=days)
-        pred = est.predict(coarse.sel(time=days), history=fine, members=1, seed=est.config_.seed)
+        done = (calibration or {}).get(season)
+        if done is not None and done["days"].equals(days):  # member 0 of the calibration run
+            pred = done["first"]
+        else:
+            pred = est.predict(coarse.sel(time=days), history=fine, members=1,
+                               seed=est.config_.seed)
         interp = coarse_on_fine.sel(time=days)
         bias = baselines.log_bias(coarse_on_fine, fine, np.concatenate([plan.train, plan.holdout]),
                                   eps=est.config_.eps)

@@ -251,9 +251,7 @@ def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion
     coords = {"time": days, "lat": tmpl["lat"], "lon": tmpl["lon"]}
     xp = da if isinstance(values, da.Array) else np
     mean = values.mean(axis=0)
-    # the field's description travels, its provenance (source, history) does not: this is ours
-    attrs = {**{k: v for k, v in est.attrs_.items() if k not in _PROVENANCE},
-             "long_name": est.attrs_.get("long_name", str(var)),
+    attrs = {**field_attrs(est),
              "xdownscale_model": est.model, "xdownscale_sampler": sampler if est.model == "ddpm"
              else "deterministic", "xdownscale_steps": int(steps) if est.model == "ddpm" else 0,
              "xdownscale_fusion": fusion, "xdownscale_inference": inference,
@@ -275,6 +273,13 @@ def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion
 
 
 _PROVENANCE = ("source", "history", "title", "references", "comment", "institution")
+
+
+def field_attrs(est) -> dict:
+    """Attributes of a predicted field: the fine data's description (long_name, units...)
+    travels, its provenance (source, history...) does not, since the field is ours."""
+    return {**{k: v for k, v in est.attrs_.items() if k not in _PROVENANCE},
+            "long_name": est.attrs_.get("long_name", str(est.var_))}
 
 
 def _version() -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from . import diagnostics as dg
+from .diagnostics._common import product_label
 from .seasons import SEASONS, season_of
 
 __all__ = ["area_section", "write", "markdown_table"]
@@ -48,18 +49,6 @@ def _savefig(fig, out: Path, name: str) -> str:
 def _table(df: pd.DataFrame, out: Path, name: str) -> str:
     df.to_csv(out / "tables" / name)
     return f"tables/{name}"
-
-
-def product_label(obj, role: str) -> str:
-    """A short name of a product from its own metadata: ``"fine (G5NR)"``, else ``role``.
-
-    The readers record the product they read (``xdownscale_product``); data from elsewhere
-    may say it in ``short_name`` or ``product``. Nothing is assumed: data that do not say
-    what they are are called by their role only.
-    """
-    attrs = getattr(obj, "attrs", {})
-    name = attrs.get("xdownscale_product") or attrs.get("short_name") or attrs.get("product")
-    return f"{role} ({name})" if name else role
 
 
 def _describe_product(obj, role: str) -> str:

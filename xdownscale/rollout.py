@@ -37,6 +37,7 @@ from .prediction import (
     _check_seasons,
     _history_log,
     _resolve,
+    field_attrs,
     fine_template,
     predict_days_array,
     prepare_coarse,
@@ -234,7 +235,7 @@ def _consolidate(store: Path) -> None:
 
 
 def _create(store: Path, days, sums, est, var, members, meta) -> None:
-    ds = _empty(days, fine_template(est), var, members, dict(est.attrs_))
+    ds = _empty(days, fine_template(est), var, members, field_attrs(est))
     ds.attrs = meta
     ds.to_zarr(store, mode="w", compute=False, consolidated=False)
     _state(days, sums).to_zarr(store, group=_STATE, mode="w", consolidated=False)
@@ -285,7 +286,7 @@ def _open(store: Path, days, sums, est, var, members, meta) -> xr.Dataset:
         )
     if len(days) > len(stored_days):  # a later end: append the new days
         new = days[len(stored_days):]
-        more = _empty(new, fine_template(est), var, members, dict(est.attrs_))
+        more = _empty(new, fine_template(est), var, members, field_attrs(est))
         more.attrs = dict(ds.attrs)  # an append rewrites the attributes: keep the run's
         more.drop_vars(["lat", "lon"]).to_zarr(store, append_dim="time", consolidated=False)
         _state(new, sums[len(stored_days):]).to_zarr(store, group=_STATE, append_dim="time",

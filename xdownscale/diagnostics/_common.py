@@ -23,6 +23,18 @@ LOG_EPS = 1e-6
 DIAG_KEY = "xdownscale_diagnostic"
 
 
+def product_label(obj, role: str) -> str:
+    """A short name of a product from its own metadata: ``"fine (G5NR)"``, else ``role``.
+
+    The readers record the product they read (``xdownscale_product``); data from elsewhere
+    may say it in ``short_name`` or ``product``. Nothing is assumed: data that do not say
+    what they are are called by their role only.
+    """
+    attrs = getattr(obj, "attrs", {})
+    name = attrs.get("xdownscale_product") or attrs.get("short_name") or attrs.get("product")
+    return f"{role} ({name})" if name else role
+
+
 def field(obj: xr.Dataset | xr.DataArray, var: Hashable | None = None) -> xr.DataArray:
     """The data variable with its spatial dims renamed to ``lat``/``lon``.
 

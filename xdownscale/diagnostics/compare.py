@@ -10,7 +10,7 @@ import xarray as xr
 
 from ..errors import ConfigError, GridMismatchError
 from ..seasons import SEASONS
-from ._common import check_same_grid, field, target_days
+from ._common import check_same_grid, field, product_label, target_days
 from .distance import wasserstein
 from .skill import skill
 from .summary import summary
@@ -43,7 +43,7 @@ def compare(
     *,
     season: str | None = None,
     var: Hashable | None = None,
-    labels: Sequence[str] = ("G5NR", "prediction", "MERRA-2"),
+    labels: Sequence[str] | None = None,
     bins: int = 100,
     n_pairs: int = 30000,
     max_dist_km: float = 600,
@@ -72,8 +72,11 @@ def compare(
         Keep that season's days (target days only); None keeps every day.
     var : hashable, optional
         Variable name in every input; default ``"DUEXTTAU"``.
-    labels : sequence of 3 str
-        Names of truth, prediction and coarse along the ``dataset`` dim and in figures.
+    labels : sequence of 3 str, optional
+        Names of truth, prediction and coarse along the ``dataset`` dim and in figures;
+        default from the data's own metadata (``"fine (G5NR)"`` for what
+        :func:`~xdownscale.open_g5nr` read, else ``"fine"``; ``"prediction"``; ``"coarse"``
+        or ``"coarse (MERRA-2)"``).
     bins, n_pairs, max_dist_km, n_bins, model, nlags, max_lag, seed
         Passed to :func:`wasserstein`, :func:`semivariogram`, :func:`acf`/:func:`pacf` and
         :func:`lag_metrics`.
@@ -101,6 +104,8 @@ def compare(
     """
     if season is not None and season not in SEASONS:
         raise ConfigError(f"season must be one of {SEASONS} or None, got {season!r}")
+    if labels is None:
+        labels = (product_label(truth, "fine"), "prediction", product_label(coarse, "coarse"))
     if len(labels) != 3:
         raise ConfigError(f"labels must name truth, prediction and coarse, got {list(labels)}")
     inputs = {lab: _season_days(o, var, season)
