@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -134,8 +135,9 @@ def fit_or_load(args, model, coarse, fine, elev) -> tuple[Downscaler, float]:
         return coarse.downscale.fit(fine, elevation=elev, model=model, config=cfg,
                                     seasons=[args.season])
 
-    path = Path(args.cache) / f"{model}_{args.area}_{args.season}_seed{args.seed}"
-    return cached_fit(path, fit, f"the {model}")
+    name = (f"{model}_{args.area}_{args.season}_seed{args.seed}" if args.bed is None
+            else f"{args.bed}_{model}_{args.season}_seed{args.seed}")
+    return cached_fit(Path(args.cache) / name, fit, f"the {model}")
 
 
 def independent_shrink(stride: int, cfg, shape) -> float:
@@ -167,6 +169,8 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--cache", default="bench-cache", help="folder for the fitted models")
     p.add_argument("--season", default="JJA")
     p.add_argument("--area", default="A1")
+    p.add_argument("--bed", default=None,
+                   help="a test-bed of tests/testbeds.py instead of the demo pair")
     p.add_argument("--members", type=int, default=8)
     p.add_argument("--days", type=int, default=None, help="first N test days (default all)")
     p.add_argument("--settings", default=None, help="comma-separated "
@@ -186,7 +190,13 @@ def main(argv=None) -> pd.DataFrame:
         args.days = 2
     t_start = time.perf_counter()
 
-    coarse, fine, elev = xdownscale.datasets.synthetic(area=args.area, seed=args.seed)
+    if args.bed is None:
+        coarse, fine, elev = xdownscale.datasets.synthetic(area=args.area, seed=args.seed)
+    else:  # a test-bed of tests/testbeds.py (benchmarks/bench_skill.py's pairs)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        import testbeds
+
+        coarse, fine, elev = testbeds.make_pair(args.bed, seed=args.seed)
     ddpm, _ = fit_or_load(args, "ddpm", coarse, fine, elev)
     days = pd.DatetimeIndex(ddpm.test_days_[args.season])
     days = days[: args.days] if args.days else days
@@ -247,7 +257,8 @@ def main(argv=None) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     print(f"\nunet: MAE {unet_mae:.4f} (log10), sv1 {unet_tex['sv1']:.3f}, "
           f"ps_hi {unet_tex['ps_hi']:.3f}")
-    print(f"\nsynthetic {args.area} demo pair, {args.season}, {len(days)} test days, "
+    pair = f"test-bed {args.bed}" if args.bed else f"synthetic {args.area} demo pair"
+    print(f"\n{pair}, {args.season}, {len(days)} test days, "
           f"{args.members} members, seed {args.seed}; log10 space; unet MAE {unet_mae:.4f}")
     print(df.to_string(index=False, float_format="{:.3f}".format, na_rep="-"))
     print("\nstitching, independent-patch variance factor sum w^2 / (sum w)^2 (interior mean):")

@@ -47,6 +47,9 @@ from xdownscale.baselines import (  # noqa: E402
     score_against_baselines,
 )
 
+PREDICTION_FIELDS = ("inference", "tile", "tile_halo", "tile_overlap", "infer_stride", "halo",
+                     "sampler", "sample_steps", "eta", "fusion")
+
 
 def run_one(bed: str, seed: int, model: str, target: str, config: str, members: int,
             season: str = "JJA", cache: Path | None = None) -> tuple[pd.DataFrame, dict]:
@@ -74,6 +77,8 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
         if fit_s:
             stamp.write_text(f"{fit_s:.1f}\n")
         fit_s = float(stamp.read_text()) if stamp.exists() else float("nan")
+        # a model saved by an earlier version predicts with today's prediction settings
+        est.config_ = est.config_.replace(**{k: getattr(cfg, k) for k in PREDICTION_FIELDS})
     days = est.test_days_[season]
     t0 = time.perf_counter()
     m = members if model == "ddpm" else 1

@@ -371,8 +371,8 @@ def test_sampler_errors(dm):
     with pytest.raises(ConfigError, match="steps"):
         dm.make_scheduler("ddim", 1000)
     assert len(dm.make_scheduler("ddpm").timesteps) == 40
-    assert len(dm.make_scheduler("ddim").timesteps) == 20  # the configuration's default
-    assert len(dm.make_scheduler("dpmsolver").timesteps) == 20
+    assert len(dm.make_scheduler("ddim").timesteps) == 10  # the configuration's default
+    assert len(dm.make_scheduler("dpmsolver").timesteps) == 10
 
 
 # -- VAE ------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ class DownscaleConfig:
     sampler: str = "ddim"
     # 20: on the demo pair DDIM-50 adds 0.002 R2 for 3x the time and a worse CRPS
     # (benchmarks/bench_samplers.py; figures in the docs' prediction guide)
-    sample_steps: int | None = 20
+    sample_steps: int | None = 10
     eta: float = 0.0
     fusion: str = "posthoc"
     # VAE baseline
@@ -243,7 +243,7 @@ class DownscaleConfig:
             max_steps=4000,
             plateau_patience=2,
             early_stop=4,
-            sample_steps=20,
+            sample_steps=10,
             infer_stride=4,
             patches_per_day=None,
         )

@@ -46,8 +46,8 @@ __all__ = ["DiffusionModel", "SAMPLERS", "DATA_SPACES"]
 
 SAMPLERS = ("ddpm", "ddim", "dpmsolver")
 DATA_SPACES = ("unit", "standard")
-# The configuration's default (DownscaleConfig.sample_steps) is the same 20 DDIM steps.
-_DEFAULT_STEPS = {"ddim": 20, "dpmsolver": 20}  # "ddpm": all training steps
+# The configuration's default (DownscaleConfig.sample_steps) is the same 10 DDIM steps.
+_DEFAULT_STEPS = {"ddim": 10, "dpmsolver": 10}  # "ddpm": all training steps
 
 Generator = torch.Generator | Sequence[torch.Generator] | None
 
