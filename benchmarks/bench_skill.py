@@ -52,7 +52,8 @@ PREDICTION_FIELDS = ("inference", "tile", "tile_halo", "tile_overlap", "infer_st
 
 
 def run_one(bed: str, seed: int, model: str, target: str, config: str, members: int,
-            season: str = "JJA", cache: Path | None = None) -> tuple[pd.DataFrame, dict]:
+            season: str = "JJA", cache: Path | None = None,
+            inference: str | None = None) -> tuple[pd.DataFrame, dict]:
     if bed == "demo":  # the shipped pair (A1), which the package's defaults were built on
         coarse, fine, elev = xdownscale.datasets.synthetic(area="A1", seed=seed)
         coarse, fine = coarse.load(), fine.load()
@@ -82,7 +83,8 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
     days = est.test_days_[season]
     t0 = time.perf_counter()
     m = members if model == "ddpm" else 1
-    pred = est.predict(coarse.sel(time=days), history=fine, members=m, seed=seed)
+    pred = est.predict(coarse.sel(time=days), history=fine, members=m, seed=seed,
+                       inference=inference)
     pred_s = time.perf_counter() - t0
     truth = fine["DUEXTTAU"]
     interp = interpolated(coarse, truth, method=cfg.regrid_method)
@@ -101,6 +103,8 @@ def main(argv=None) -> None:
     p.add_argument("--beds", nargs="+", default=list(testbeds.BEDS),
                    help="test-beds, or 'demo' for the shipped synthetic pair (A1)")
     p.add_argument("--seasons", nargs="+", default=["JJA"])
+    p.add_argument("--inference", choices=["tiles", "patches"], default=None,
+                   help="how the test days are predicted (default: the configuration's)")
     p.add_argument("--models", nargs="+", default=["ddpm", "unet"])
     p.add_argument("--targets", nargs="+", default=["residual"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
@@ -123,7 +127,7 @@ def main(argv=None) -> None:
             for model in args.models for target in args.targets for seed in args.seeds]
     for bed, season, model, target, seed in runs:
         table, info = run_one(bed, seed, model, target, args.config, args.members,
-                              season=season, cache=cache)
+                              season=season, cache=cache, inference=args.inference)
         for method, r in table.iterrows():
             rows.append(dict(bed=bed, season=season, model=model, target=target,
                              seed=seed, method=method, **r.to_dict(), **info))

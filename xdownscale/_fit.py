@@ -228,7 +228,10 @@ def fit_estimator(est, cfg, coarse, fine, elevation, pretrained=None) -> None:
 
 
 GENERATIVE = ("ddpm", "vae")
-SPREAD_LIMITS = (0.1, 10.0)
+# a factor beyond 2 from a few validation days is more likely an unrepresentative period than
+# the model: on the heavy-tails test-bed 9 validation days in one extreme event asked for 6.6
+# where the test days needed 1.6 (the demo pair needed 2.1; docs, prediction guide)
+SPREAD_LIMITS = (0.5, 2.0)
 
 
 def calibrate_spread(est, coarse, fine, days=None, members: int = 4) -> dict:
@@ -237,10 +240,11 @@ def calibrate_spread(est, coarse, fine, days=None, members: int = 4) -> dict:
 
     A conditional generative model trained for minutes is rarely calibrated: its members
     spread too little (or too much) for the error of their mean. The usual remedy in
-    ensemble post-processing is to scale the spread on days the model did not train on;
-    the ratio is the variance form of
-    :func:`~xdownscale.diagnostics.spread_skill` (log10, pooled over days and pixels), so the
-    factor is ``1 / SSR``, bounded to ``SPREAD_LIMITS``. ``days``: the days to use (default:
+    ensemble post-processing is to scale the spread on days the model did not train on.
+    The ratio is the variance form of :func:`~xdownscale.diagnostics.spread_skill` (log10)
+    per day, and the factor ``1 / median over days``, bounded to ``SPREAD_LIMITS``: a pooled
+    ratio is set by the worst days, and a few days of one extreme event in a short
+    validation period would inflate every later ensemble for them. ``days``: the days to use (default:
     each season's validation days, else its holdout). Seasons without such days keep their
     factor. Returns ``{season: {"ssr": before, "factor": factor, "days": the days,
     "first": member 0 (the one-member prediction of those days)}}``.
@@ -266,8 +270,9 @@ def calibrate_spread(est, coarse, fine, days=None, members: int = 4) -> dict:
         pred = est.predict(coarse.sel(time=sdays), history=fine, members=members,
                            seed=est.config_.seed, keep_members=True)
         ens = pred[f"{est.var}_members"]
-        ssr = float(spread_skill(ens, fine.sel(time=sdays), var=est.var, truth_var=est.var,
-                                 eps=est.config_.eps)["ssr_pooled"])
+        daily = spread_skill(ens, fine.sel(time=sdays), var=est.var, truth_var=est.var,
+                             eps=est.config_.eps)["ssr"].values
+        ssr = float(np.nanmedian(daily)) if np.isfinite(daily).any() else np.nan
         factor = float(np.clip(1.0 / ssr, *SPREAD_LIMITS)) if np.isfinite(ssr) and ssr > 0 else 1.0
         est.spread_[season] = factor
         report[season] = {"ssr": ssr, "factor": factor, "days": sdays,

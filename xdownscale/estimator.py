@@ -146,8 +146,9 @@ class Downscaler:
         ``fit`` does this on the validation days when ``calibrate_spread`` is on (the
         default, for ``"ddpm"`` and ``"vae"``); call it to recalibrate on other days. The
         season's members are predicted on ``days`` (default: its validation days) with
-        ``members`` members; their spread/skill ratio (log10, pooled over days and pixels,
-        :func:`~xdownscale.diagnostics.spread_skill`) gives the factor ``1 / SSR`` that
+        ``members`` members; their spread/skill ratio (log10, per day,
+        :func:`~xdownscale.diagnostics.spread_skill`) on the median day gives the factor
+        ``1 / SSR`` (bounded to 0.5-2) that
         predictions of two or more members then apply to their deviations from the ensemble
         mean (the mean, and a one-member prediction, are unchanged). The factors are in
         ``spread_`` and saved with the model.
