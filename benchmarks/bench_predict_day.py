@@ -3,7 +3,8 @@
 The default configuration is ``DownscaleConfig()``, what ``Downscaler()`` and
 ``coarse.downscale.fit(...)`` use when no config is given: the paper's architecture (small
 temporal U-Net 64/128/256, large conditional DDPM U-Net 128/256/512, ~14 M parameters),
-tile inference (64-pixel tiles, 8-pixel halo, Hann-blended), post-hoc stitching and DDIM-20.
+tile inference (24-pixel tiles, 4-pixel halo, cores overlapping by 4, Hann-blended), post-hoc
+stitching and DDIM-10.
 
 Training to convergence is not the point: the model is fitted with the minimal legitimate
 amount of training (one epoch of each stage on a few patches per day, via config overrides
@@ -43,8 +44,8 @@ import numpy as np
 from _common import cached_fit, current_mb, peak_mb, reset_peak
 
 VAR = "DUEXTTAU"
-PREDICTION_FIELDS = ("inference", "tile", "tile_halo", "infer_stride", "halo", "sampler",
-                     "sample_steps", "fusion", "predict_batch_size")
+PREDICTION_FIELDS = ("inference", "tile", "tile_halo", "tile_overlap", "infer_stride", "halo",
+                     "sampler", "sample_steps", "fusion", "predict_batch_size")
 
 
 def load_pair(args):
@@ -136,7 +137,7 @@ def child(args) -> dict:
         "config": {k: getattr(cfg, k) for k in ("large_widths", "small_widths", "infer_stride",
                                                 "patch", "halo", "sampler", "sample_steps",
                                                 "fusion", "predict_batch_size", "inference",
-                                                "tile", "tile_halo")},
+                                                "tile", "tile_halo", "tile_overlap")},
         "inference": args.inference or cfg.inference, "piece": [side, stride, halo],
         "pieces": n_pieces, "patches": n_patches,
         "day": str(np.datetime_as_string(np.datetime64(day, "D"))), "shape": shape,
@@ -205,7 +206,8 @@ def main(argv=None) -> None:
     p.add_argument("--cache", default="bench-cache", help="folder for the fitted model")
     p.add_argument("--fine-start", default="2005-05-15")
     p.add_argument("--fine-days", type=int, default=60)
-    p.add_argument("--steps", type=int, default=20, help="DDIM steps of the timed day")
+    p.add_argument("--steps", type=int, default=10,
+                   help="DDIM steps of the timed day (the configuration's default)")
     p.add_argument("--members", type=int, default=1)
     p.add_argument("--inference", default=None, help="tiles or patches (default: config's)")
     p.add_argument("--extrapolate", action="store_true", help="time the 1- and 2-step days "
