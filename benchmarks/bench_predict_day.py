@@ -72,8 +72,10 @@ def fit_if_needed(args) -> None:
     def fit():
         coarse, fine, elev = load_pair(args)
         # Training-size overrides only; architecture, strides, halo and sampler stay default.
+        # (no step floors, no validation or spread calibration: prediction is what is timed)
         cfg = DownscaleConfig(small_epochs=1, epochs=1, small_max_days=8, patches_per_day=64,
-                              seed=args.seed, verbose=False)
+                              min_steps=0, small_min_steps=0, validation=False,
+                              calibrate_spread=False, seed=args.seed, verbose=False)
         return Downscaler(cfg, model="ddpm", seasons=["JJA"]).fit(coarse, fine, elevation=elev)
 
     cached_fit(model_path(args), fit, "default-config DDPM, one epoch per stage")
