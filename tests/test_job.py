@@ -140,6 +140,7 @@ def test_ensemble_run_scores_crps_and_labels_from_the_data(run_dir):
     assert np.isfinite(ddpm["crps"]).all() and np.isfinite(ddpm["ssr"]).all()
     report = (out / "report.md").read_text()
     assert "-like" not in report and "fine (G5NR)" in report and "coarse (MERRA-2)" in report
+    assert "ddpm JJA: the ensemble spread was calibrated on these days" in report
     t1 = pd.read_csv(out / "tables" / "T_table1_summary.csv")
     assert {"fine (G5NR)", "coarse (MERRA-2)"} == set(t1["product"])
     with xr.open_dataset(out / "predictions" / "T_ddpm_test.nc") as pred:

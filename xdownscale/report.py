@@ -150,6 +150,15 @@ def area_section(out: Path, area: str, *, coarse, bicubic, fine, elevation, esti
                   "", markdown_table(tv[[c for c in cols if c in tv]].round(4)), "",
                   "`bicubic_bc` removes bicubic's mean log10 bias on the training days. A model "
                   "that does not beat `bicubic` here made `fit` warn.", ""]
+        for model, t in val.items():
+            if "spread_factor" not in t:
+                continue
+            rows = t.xs(model, level="method").dropna(subset=["spread_factor"])
+            for season, r in rows.iterrows():
+                lines += [f"{model} {season}: the ensemble spread was calibrated on these days "
+                          f"(spread/skill {r['ssr']:.2f} as sampled; members' deviations from "
+                          f"their mean × {r['spread_factor']:.2f} in predictions of two or more "
+                          "members).", ""]
 
     # Tables 3 / A1: skill on the test days, bicubic as the floor
     rows = []
