@@ -214,7 +214,9 @@ def plot_rollout_skill(result: xr.Dataset | Sequence[xr.Dataset], *, space: str 
     results = [result] if isinstance(result, xr.Dataset) else list(result)
     labels = list(labels) if labels is not None else [""] * len(results)
     if axes is None:
-        _, axes = plt.subplots(1, len(scores), figsize=(3.6 * len(scores), 3.2), squeeze=False)
+        # constrained: a suptitle over the panels (the report adds one) keeps clear of their titles
+        _, axes = plt.subplots(1, len(scores), figsize=(3.6 * len(scores), 3.4), squeeze=False,
+                               layout="constrained")
     axes = np.asarray(axes).ravel()
     styles = ["-", "--", ":", "-."]
     for k, (res, lab) in enumerate(zip(results, labels, strict=True)):
@@ -228,8 +230,11 @@ def plot_rollout_skill(result: xr.Dataset | Sequence[xr.Dataset], *, space: str 
                     continue
                 ax.plot(res["lead"], y, ls=styles[k % len(styles)], color=f"C{i}",
                         label=f"{m}{' ' + lab if lab else ''}")
+    from matplotlib.ticker import MaxNLocator
+
     for ax, score in zip(axes, scores, strict=False):
         ax.set_xlabel("lead day")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # lead days are whole days
         unit = "log10" if score == "drift" else space
         ax.set_title(f"{score} ({unit})")
         if score in ("bias", "drift"):
