@@ -6,9 +6,36 @@ The scripts run as ``python benchmarks/<name>.py``, so this module is importable
 from __future__ import annotations
 
 import resource
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+# What a saved model predicts with, as opposed to what it was trained with.
+PREDICTION_FIELDS = ("inference", "tile", "tile_halo", "tile_overlap", "infer_stride", "halo",
+                     "sampler", "sample_steps", "eta", "fusion", "predict_batch_size")
+
+
+def use_prediction_settings(est, cfg) -> None:
+    """Make ``est`` predict with ``cfg``'s prediction settings: a model cached by an earlier
+    version keeps those of its fit, and a benchmark should time or score today's."""
+    est.config_ = est.config_.replace(**{k: getattr(cfg, k) for k in PREDICTION_FIELDS})
+
+
+def load_pair(bed: str | None = None, seed: int = 0, area: str = "A1"):
+    """``(coarse, fine, elevation)`` in memory: the shipped synthetic pair of ``area`` (``bed``
+    None or ``"demo"``) or a test-bed of ``tests/testbeds.py``."""
+    if bed in (None, "demo"):
+        import xdownscale
+
+        coarse, fine, elev = xdownscale.datasets.synthetic(area=area, seed=seed)
+        return coarse.load(), fine.load(), elev
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import testbeds
+
+    return testbeds.make_pair(bed, seed=seed)
 
 
 def cached_fit(path: Path, fit: Callable[[], object], what: str = "the model"):

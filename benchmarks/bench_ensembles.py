@@ -108,16 +108,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from _common import cached_fit
+from _common import cached_fit, load_pair
 
-import xdownscale
 from xdownscale import DownscaleConfig, Downscaler
 from xdownscale.diagnostics import (
     power_spectrum,
@@ -215,13 +213,7 @@ def main(argv=None) -> pd.DataFrame:
         args.days = 2
     t_start = time.perf_counter()
 
-    if args.bed is None:
-        coarse, fine, elev = xdownscale.datasets.synthetic(area=args.area, seed=args.seed)
-    else:  # a test-bed of tests/testbeds.py (benchmarks/bench_skill.py's pairs)
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        import testbeds
-
-        coarse, fine, elev = testbeds.make_pair(args.bed, seed=args.seed)
+    coarse, fine, elev = load_pair(args.bed, seed=args.seed, area=args.area)
     ddpm, _ = fit_or_load(args, "ddpm", coarse, fine, elev)
     days = pd.DatetimeIndex(ddpm.test_days_[args.season])
     days = days[: args.days] if args.days else days

@@ -41,12 +41,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import cached_fit, current_mb, peak_mb, reset_peak
+from _common import cached_fit, current_mb, peak_mb, reset_peak, use_prediction_settings
 
 VAR = "DUEXTTAU"
-PREDICTION_FIELDS = ("inference", "tile", "tile_halo", "tile_overlap", "infer_stride", "halo",
-                     "sampler", "sample_steps", "fusion", "predict_batch_size")
-
 
 def load_pair(args):
     import xdownscale
@@ -93,7 +90,7 @@ def child(args) -> dict:
     est = Downscaler.load(model_path(args))
     # prediction settings of today's default config (a cached model keeps those of its fit)
     default = DownscaleConfig()
-    est.config_ = est.config_.replace(**{k: getattr(default, k) for k in PREDICTION_FIELDS})
+    use_prediction_settings(est, default)
     coarse, fine, _ = load_pair(args)
     cfg = est.config_
     day = est.test_days_["JJA"][0]

@@ -36,9 +36,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import testbeds  # noqa: E402
-from _common import cached_fit  # noqa: E402
+from _common import cached_fit, load_pair, use_prediction_settings  # noqa: E402
 
-import xdownscale  # noqa: E402
 from xdownscale import DownscaleConfig, Downscaler  # noqa: E402
 from xdownscale.baselines import (  # noqa: E402
     bias_corrected,
@@ -47,18 +46,11 @@ from xdownscale.baselines import (  # noqa: E402
     score_against_baselines,
 )
 
-PREDICTION_FIELDS = ("inference", "tile", "tile_halo", "tile_overlap", "infer_stride", "halo",
-                     "sampler", "sample_steps", "eta", "fusion")
-
 
 def run_one(bed: str, seed: int, model: str, target: str, config: str, members: int,
             season: str = "JJA", cache: Path | None = None,
             inference: str | None = None) -> tuple[pd.DataFrame, dict]:
-    if bed == "demo":  # the shipped pair (A1), which the package's defaults were built on
-        coarse, fine, elev = xdownscale.datasets.synthetic(area="A1", seed=seed)
-        coarse, fine = coarse.load(), fine.load()
-    else:
-        coarse, fine, elev = testbeds.make_pair(bed, seed=seed)
+    coarse, fine, elev = load_pair(bed, seed=seed)  # "demo": the shipped A1 pair
     base = DownscaleConfig.fast if config == "fast" else DownscaleConfig
     cfg = base(target=target, seed=seed, verbose=False, validation=False)
 
@@ -78,8 +70,7 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
         if fit_s:
             stamp.write_text(f"{fit_s:.1f}\n")
         fit_s = float(stamp.read_text()) if stamp.exists() else float("nan")
-        # a model saved by an earlier version predicts with today's prediction settings
-        est.config_ = est.config_.replace(**{k: getattr(cfg, k) for k in PREDICTION_FIELDS})
+        use_prediction_settings(est, cfg)  # a model saved by an earlier version
     days = est.test_days_[season]
     t0 = time.perf_counter()
     m = members if model == "ddpm" else 1

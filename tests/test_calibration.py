@@ -10,7 +10,7 @@ from conftest import tiny_config
 
 from xdownscale import Downscaler, _fit
 from xdownscale.diagnostics import spread_skill
-from xdownscale.errors import ConfigError
+from xdownscale.errors import ConfigError, LagWindowError
 from xdownscale.predict import scale_spread
 
 VAR = "DUEXTTAU"
@@ -104,6 +104,11 @@ def test_calibration_is_saved_and_recalibrated(calibrated, tmp_path):
     assert back.spread_["JJA"] != est.spread_["JJA"]
     with pytest.raises(ConfigError, match="at least 2"):
         back.calibrate(coarse, fine, members=1)
+    # a calibration that fails (no history before these days) keeps the factor it had
+    factor = back.spread_["JJA"]
+    with pytest.raises(LagWindowError, match="40-day history"):
+        back.calibrate(coarse, fine.isel(time=slice(-5, None)), members=2)
+    assert back.spread_["JJA"] == factor
 
 
 def test_the_factor_is_bounded(calibrated):

@@ -266,9 +266,14 @@ def calibrate_spread(est, coarse, fine, days=None, members: int = 4) -> dict:
             sdays = chosen[season_of(chosen) == season]
         if not sdays.size:
             continue
-        est.spread_.pop(season, None)  # judge the members as sampled
-        pred = est.predict(coarse.sel(time=sdays), history=fine, members=members,
-                           seed=est.config_.seed, keep_members=True)
+        before = est.spread_.pop(season, None)  # judge the members as sampled
+        try:
+            pred = est.predict(coarse.sel(time=sdays), history=fine, members=members,
+                               seed=est.config_.seed, keep_members=True)
+        except Exception:  # bad input loses nothing: the season keeps the factor it had
+            if before is not None:
+                est.spread_[season] = before
+            raise
         ens = pred[f"{est.var}_members"]
         daily = spread_skill(ens, fine.sel(time=sdays), var=est.var, truth_var=est.var,
                              eps=est.config_.eps)["ssr"].values
