@@ -49,8 +49,8 @@ def main() -> None:
         print_table(Path(args.out) / "timings.json")
         return
 
-    from xdownscale.cli import _setup_logging
-    from xdownscale.job import demo_spec, run_job
+    from xdownscale.app.cli import _setup_logging
+    from xdownscale.app.job import demo_spec, run_job
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_demo_"))
     undo = _setup_logging()

@@ -124,7 +124,7 @@ from xdownscale.diagnostics import (
     skill,
     spread_skill,
 )
-from xdownscale.predict import scale_spread
+from xdownscale.predict.day import scale_spread
 
 VAR = "DUEXTTAU"
 ETAS = (0.0, 0.5, 1.0)
@@ -166,8 +166,8 @@ def fit_or_load(args, model, coarse, fine, elev) -> tuple[Downscaler, float]:
 def independent_shrink(stride: int, cfg, shape) -> float:
     """sum w² / (sum w)², averaged over pixels at least a patch from the border: the variance
     factor of a weighted mean of independent patch samples under the post-hoc weights."""
-    from xdownscale.patches import patch_starts
-    from xdownscale.stitch import patch_weights, stitch
+    from xdownscale.tiling.patches import patch_starts
+    from xdownscale.tiling.stitch import patch_weights, stitch
 
     starts = patch_starts(shape, patch=cfg.patch, stride=stride)
     w = patch_weights(starts, shape, patch=cfg.patch, halo=cfg.halo, window=cfg.window)

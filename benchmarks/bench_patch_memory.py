@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xdownscale.patches import patch_starts
+from xdownscale.tiling.patches import patch_starts
 
 
 def write_record(path: Path, n_days: int, ny: int, nx: int) -> None:
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--buffer-days", type=int, default=4)
     args = parser.parse_args()
 
-    from xdownscale.patches import DayPatchDataset  # imports torch before the baseline
+    from xdownscale.tiling.patches import DayPatchDataset  # imports torch before the baseline
 
     shape = (args.record, args.ny, args.nx)
     targets = np.arange(args.lags, args.record)

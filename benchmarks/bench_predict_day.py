@@ -84,7 +84,7 @@ def child(args) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from xdownscale import DownscaleConfig, Downscaler
-    from xdownscale.predict import piece_layout
+    from xdownscale.predict.day import piece_layout
 
     torch.set_num_threads(args.threads)
     est = Downscaler.load(model_path(args))
@@ -126,7 +126,7 @@ def child(args) -> dict:
     with FlopCounterMode(display=False) as step, torch.no_grad():
         module.large.predict_x0(torch.zeros(1, 1, cfg.patch, cfg.patch), 0, x, film=film)
     side, stride, halo = piece_layout(cfg, shape, args.inference or cfg.inference)
-    from xdownscale.patches import patch_starts
+    from xdownscale.tiling.patches import patch_starts
 
     n_pieces = len(patch_starts(shape, patch=side, stride=stride))
     n_patches = len(patch_starts(shape, patch=cfg.patch, stride=cfg.infer_stride))
@@ -149,8 +149,7 @@ def child(args) -> dict:
 
 def _n_cond(est) -> int:
     """Channels of the conditioning stack: the coarse driver plus the covariate maps."""
-    from xdownscale import pipeline
-
+    from xdownscale.estimator import inputs as pipeline
     static = pipeline.StaticMaps(est.covariate_spec_, est.lat_, est.lon_, est.elevation_)
     return 1 + static.covariates([est.test_days_["JJA"][0]])[0].shape[0]
 

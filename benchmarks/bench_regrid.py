@@ -24,8 +24,8 @@ import scipy.interpolate as si
 import xarray as xr
 from scipy.stats import binned_statistic_2d
 
-from xdownscale.regions import REGIONS, clip
-from xdownscale.regrid import regrid_like
+from xdownscale.data.regions import REGIONS, clip
+from xdownscale.data.regrid import regrid_like
 
 DEM = Path("/work/shared/data/globe_dem_30s_A1.npz")
 

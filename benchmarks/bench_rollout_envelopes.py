@@ -30,8 +30,8 @@ from _common import cached_fit
 
 import xdownscale
 from xdownscale import DownscaleConfig
+from xdownscale.data.regrid import regrid_like
 from xdownscale.diagnostics.ood import ood_checks, plot_ood_checks
-from xdownscale.regrid import regrid_like
 
 VAR = "DUEXTTAU"
 FINE_START = "2005-01-01"

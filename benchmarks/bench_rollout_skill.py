@@ -41,8 +41,8 @@ from _common import cached_fit
 import xdownscale
 from xdownscale import DownscaleConfig
 from xdownscale.diagnostics import skill
-from xdownscale.drift import coarse_consistent, drift_series
-from xdownscale.evaluation import lead_summary, plot_rollout_skill
+from xdownscale.predict.drift import coarse_consistent, drift_series
+from xdownscale.predict.evaluation import lead_summary, plot_rollout_skill
 
 VAR = "DUEXTTAU"
 

@@ -43,7 +43,7 @@ from _common import cached_fit
 
 import xdownscale
 from xdownscale import DownscaleConfig, Downscaler
-from xdownscale.regrid import regrid_like
+from xdownscale.data.regrid import regrid_like
 
 VAR = "DUEXTTAU"
 # (sampler, steps): DDPM over the trained T, DDIM at three budgets, one higher-order solver.

@@ -74,7 +74,7 @@ def _set_threads(n):
 
 def _warm(est, coarse, kw):
     """One eager prediction in a worker process: imports, first torch calls."""
-    from xdownscale.prediction import _keep_heap_for_torch
+    from xdownscale.predict.labelled import _keep_heap_for_torch
 
     _keep_heap_for_torch()
     est.predict(coarse, **kw)[VAR].load()

@@ -39,7 +39,7 @@ import testbeds  # noqa: E402
 from _common import cached_fit, load_pair, use_prediction_settings  # noqa: E402
 
 from xdownscale import DownscaleConfig, Downscaler  # noqa: E402
-from xdownscale.baselines import (  # noqa: E402
+from xdownscale.diagnostics.baselines import (  # noqa: E402
     bias_corrected,
     interpolated,
     log_bias,
@@ -84,7 +84,7 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
     table = score_against_baselines(
         {model: pred, "bicubic": interp.sel(time=days),
          "bicubic_bc": bias_corrected(interp.sel(time=days), bias)}, truth.sel(time=days))
-    steps = int(est.history_.loc[(season, "B")]["steps"].iloc[-1])
+    steps = int(est.training_log_.loc[(season, "B")]["steps"].iloc[-1])
     info = dict(fit_s=fit_s, predict_s=pred_s, steps_b=steps, n_train_days=len(plan.train))
     return table, info
 

@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from xdownscale.patches import patch_starts
-from xdownscale.stitch import Stitcher, StitchPlan, stitch, window_1d
+from xdownscale.tiling.patches import patch_starts
+from xdownscale.tiling.stitch import Stitcher, StitchPlan, stitch, window_1d
 
 
 def loop_stitch(patches, starts, shape, patch=16, halo=4):

@@ -58,8 +58,8 @@ def fit_or_load(args, model, coarse, fine, elev):
 def seam_ratio(error: np.ndarray, cfg, inference: str) -> float:
     """Mean |step| of ``error`` (time, y, x) across the pieces' core edges over its mean
     |step| everywhere: about 1 without seams; a tile-wise offset makes it larger."""
-    from xdownscale.patches import patch_starts
-    from xdownscale.predict import piece_layout
+    from xdownscale.predict.day import piece_layout
+    from xdownscale.tiling.patches import patch_starts
 
     ny, nx = error.shape[-2:]
     side, stride, halo = piece_layout(cfg, (ny, nx), inference)

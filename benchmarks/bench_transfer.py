@@ -31,7 +31,7 @@ import torch
 
 import xdownscale
 from xdownscale import DownscaleConfig
-from xdownscale.regrid import regrid_like
+from xdownscale.data.regrid import regrid_like
 
 
 def score(pred, truth) -> dict:

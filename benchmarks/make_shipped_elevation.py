@@ -4,7 +4,7 @@ Inputs: ``/work/shared/data/globe_dem_30s_A{0,1}.npz`` (GLOBE Task Team 1999, NO
 domain; int16 metres, sea = 0), or another folder given as the first argument. Outputs, per area:
 
 * ``globe_dem_0p0625_{area}.npz`` -- the mean of all 30" samples whose centres fall inside each
-  0.0625-degree G5NR pixel (``xdownscale.regrid.regrid_like(..., method="mean")``), over every
+  0.0625-degree G5NR pixel (``xdownscale.data.regrid.regrid_like(..., method="mean")``), over every
   G5NR pixel lying wholly inside the DEM tile (the area plus about a degree), rounded to int16.
 * ``globe_dem_30s_{area}_demo.npz`` -- the 30" samples of the demo window plus 0.25 degrees.
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from xdownscale.data.regions import Region, clip
+from xdownscale.data.regrid import regrid_like
 from xdownscale.datasets._grids import DEMO_WINDOWS, FINE_D, multiples_inside
-from xdownscale.regions import Region, clip
-from xdownscale.regrid import regrid_like
 
 OUT = Path(__file__).resolve().parents[1] / "xdownscale" / "datasets"
 TILE_MARGIN = 0.25

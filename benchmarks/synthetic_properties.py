@@ -27,11 +27,11 @@ import time
 import numpy as np
 import pandas as pd
 
+from xdownscale.data.regions import REGIONS
+from xdownscale.data.regrid import regrid_like
 from xdownscale.datasets import synthetic
 from xdownscale.datasets._fields import TruthModel, day_numbers
 from xdownscale.datasets._grids import make_grids, resolve_window
-from xdownscale.regions import REGIONS
-from xdownscale.regrid import regrid_like
 
 SEASONS = ("DJF", "MAM", "JJA", "SON")
 STATS = ("mean", "std", "q05", "q50", "q95")

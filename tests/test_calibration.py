@@ -8,10 +8,11 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from xdownscale import Downscaler, _fit
+from xdownscale import Downscaler
 from xdownscale.diagnostics import spread_skill
 from xdownscale.errors import ConfigError, LagWindowError
-from xdownscale.predict import scale_spread
+from xdownscale.estimator import stages as _fit
+from xdownscale.predict.day import scale_spread
 
 VAR = "DUEXTTAU"
 
@@ -66,7 +67,7 @@ def test_fit_calibrates_the_spread_on_the_validation_days(calibrated):
     # the validation scores are those of the one-member prediction (member 0 of that run)
     days = pd.DatetimeIndex(est.plans_["JJA"].val)
     one = est.predict(coarse.sel(time=days), history=fine, seed=est.config_.seed)
-    from xdownscale.baselines import score_against_baselines
+    from xdownscale.diagnostics.baselines import score_against_baselines
 
     ref = score_against_baselines({"ddpm": one}, fine["DUEXTTAU"].sel(time=days))
     assert row["r2_log10"] == pytest.approx(ref.loc["ddpm", "r2_log10"], rel=1e-5)

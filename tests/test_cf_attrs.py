@@ -50,7 +50,7 @@ def test_outputs_have_valid_units_and_no_input_attrs(units):
 def test_prediction_files_are_cf_and_do_not_claim_the_inputs_provenance():
     from types import SimpleNamespace
 
-    from xdownscale.prediction import _to_dataset
+    from xdownscale.predict.labelled import _to_dataset
 
     est = SimpleNamespace(var_="DUEXTTAU", model="ddpm", lat_=np.array([0.0, 1.0]),
                           lon_=np.array([5.0, 6.0, 7.0]),
@@ -71,11 +71,11 @@ def test_prediction_files_are_cf_and_do_not_claim_the_inputs_provenance():
 def test_rollout_stores_do_not_claim_the_inputs_provenance(tmp_path):
     from types import SimpleNamespace
 
-    from xdownscale.rollout import _empty
+    from xdownscale.predict.rollout import _empty
 
     est = SimpleNamespace(var_="DUEXTTAU", attrs_={**INPUT_ATTRS, "history": "read from G5NR"})
     tmpl = xr.Dataset(coords={"lat": [0.0, 1.0], "lon": [5.0, 6.0, 7.0]})
-    from xdownscale.prediction import field_attrs
+    from xdownscale.predict.labelled import field_attrs
 
     ds = _empty(pd.date_range("2006-07-01", periods=2), tmpl, "DUEXTTAU", 2, field_attrs(est))
     for v in ds.data_vars:

@@ -1,4 +1,4 @@
-"""Tests of xdownscale.covariates: spec fitting and hand-worked covariate maps."""
+"""Tests of xdownscale.data.covariates: spec fitting and hand-worked covariate maps."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 from conftest import raise_if_dask_computes
 
-from xdownscale.covariates import (
+from xdownscale.data.covariates import (
     COVARIATE_NAMES,
     CovariateSpec,
     covariate_maps,

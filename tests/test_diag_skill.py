@@ -63,6 +63,24 @@ def test_scores_match_numpy_and_scipy_per_day():
         np.testing.assert_allclose(res[f"{name}_std"], res[name].std("time", ddof=1))
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mae_rmse_correlation_match_xskillscore(weighted):
+    # our kernel computes every score from one pass of shared sums; xskillscore is the
+    # independent implementation of the three it also has (pairwise NaN skipping, weights)
+    xs = pytest.importorskip("xskillscore")
+    p, t = _pair(n_days=4, ny=6, nx=7, seed=3)
+    w = np.cos(np.deg2rad(t["lat"])).broadcast_like(t["DUEXTTAU"].isel(time=0)) if weighted \
+        else None
+    res = skill(p, t, weights=w, spaces=["data"]).sel(space="data")
+    a, b = p["DUEXTTAU"], t["DUEXTTAU"]
+    ok = a.notnull() & b.notnull()  # xskillscore skips pairwise only for the pair it is given
+    a, b = a.where(ok), b.where(ok)
+    kw = dict(dim=["lat", "lon"], weights=w, skipna=True)
+    np.testing.assert_allclose(res["mae"], xs.mae(a, b, **kw), rtol=1e-10)
+    np.testing.assert_allclose(res["rmse"], xs.rmse(a, b, **kw), rtol=1e-10)
+    np.testing.assert_allclose(res["r2_corr"], xs.pearson_r(a, b, **kw) ** 2, rtol=1e-10)
+
+
 def test_kge_hand_worked():
     # pred = 2 * truth: r = 1, mean ratio 2, std ratio 2, CV ratio 1.
     coords = _coords(1, 2, 2)

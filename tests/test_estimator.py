@@ -72,9 +72,11 @@ def test_fit_sets_attributes(fitted):
     est = fitted["unet"]
     assert est.seasons_ == ["JJA"]
     assert set(est.modules_) == {"JJA"}
-    hist = est.history_
+    hist = est.training_log_
     assert {"train_loss", "val_loss", "lr", "best"} <= set(hist.columns)
     assert set(hist.index.get_level_values("stage")) == {"A", "B"}
+    with pytest.warns(FutureWarning, match="training_log_"):  # its name in 0.1
+        assert est.history_ is hist
     plan = est.plans_["JJA"]
     # temporal order: every train day precedes every val day, every val day every test day
     assert plan.train.max() < plan.val.min() <= plan.val.max() < plan.test.min()
@@ -84,8 +86,8 @@ def test_fit_sets_attributes(fitted):
 def test_encoder_is_frozen_and_transferred(toy_pair):
     """Stage B leaves the pretrained encoder untouched, keeps it out of the optimiser, and
     feeds it the fine history."""
-    from xdownscale import _fit
-    from xdownscale.training import make_optimizer
+    from xdownscale.estimator import stages as _fit
+    from xdownscale.estimator.training import make_optimizer
 
     coarse, fine, elev = toy_pair
     snapshots, seen = {}, []
@@ -198,7 +200,7 @@ def test_save_load_identical(fitted, toy_pair, tmp_path, kind):
 
 
 def test_corrupt_checkpoints_are_refused(fitted, tmp_path):
-    from xdownscale.checkpoint import _sha256
+    from xdownscale.estimator.checkpoint import _sha256
 
     est = fitted["unet"]
     path = tmp_path / "m"
@@ -248,8 +250,7 @@ def test_rollout_resumes_identically(fitted, toy_pair, tmp_path, monkeypatch):
     full = est.rollout(coarse, history=fine, start="2007-06-17", end="2007-06-24", seed=7)
     assert full.sizes["time"] == 8
     store = tmp_path / "roll.zarr"
-    from xdownscale import rollout as mod
-
+    from xdownscale.predict import rollout as mod
     calls = {"n": 0}
     real = mod._write_day
 
@@ -289,8 +290,7 @@ def test_accessor_fit_forwards(toy_pair):
 def test_small_grid_native_trains_stage_a_on_the_coarse_grid(monkeypatch):
     from conftest import make_toy_pair
 
-    from xdownscale import _fit
-
+    from xdownscale.estimator import stages as _fit
     coarse, fine, elev = make_toy_pair(ny=48, nx=48)
     seen = {}
     stage_a = _fit._stage_a
@@ -306,7 +306,7 @@ def test_small_grid_native_trains_stage_a_on_the_coarse_grid(monkeypatch):
     native = (coarse.sizes["lat"], coarse.sizes["lon"])
     assert seen["x"] == (cfg.n_lags, *native)
     assert (seen["max_start"] + cfg.patch <= np.array(native)).all()
-    assert "A" in est.history_.index.get_level_values("stage")
+    assert "A" in est.training_log_.index.get_level_values("stage")
     day = est.test_days_["JJA"][:1]
     assert np.isfinite(est.predict(coarse.sel(time=day), history=fine)["DUEXTTAU"]).all()
     # a coarse grid smaller than a patch is refused with the sizes

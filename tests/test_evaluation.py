@@ -12,12 +12,17 @@ import xarray as xr
 from conftest import tiny_config
 
 from xdownscale import diagnostics as dg
-from xdownscale import drift as drift_mod
-from xdownscale import prediction as prediction_mod
-from xdownscale import rollout as rollout_mod
+from xdownscale.data.regrid import regrid_like
 from xdownscale.errors import TimeAxisError, XDownscaleWarning
-from xdownscale.evaluation import SOURCES, evaluate_rollout, lead_summary, plot_rollout_skill
-from xdownscale.regrid import regrid_like
+from xdownscale.predict import drift as drift_mod
+from xdownscale.predict import labelled as prediction_mod
+from xdownscale.predict import rollout as rollout_mod
+from xdownscale.predict.evaluation import (
+    SOURCES,
+    evaluate_rollout,
+    lead_summary,
+    plot_rollout_skill,
+)
 
 VAR = "DUEXTTAU"
 START = "2006-07-01"
@@ -146,7 +151,7 @@ def test_days_outside_the_fine_record_are_refused(est, toy_pair):
 
 
 def test_coarse_consistent_kernel_matches_cell_means():
-    from xdownscale.drift import CellGeometry, _cell_means, _coarse_consistent
+    from xdownscale.predict.drift import CellGeometry, _cell_means, _coarse_consistent
 
     flat, flon = 20 + 0.0625 * np.arange(24), 40 + 0.0625 * np.arange(20)
     clat, clon = np.arange(19.5, 22.0, 0.5), np.arange(39.375, 42.0, 0.625)
@@ -216,7 +221,7 @@ def test_ood_checks_put_a_true_year_inside_and_a_noisy_one_outside(toy_pair):
 
 
 def test_report_rollout_writes_tables_and_figures(est, toy_pair, monkeypatch, tmp_path):
-    from xdownscale.evaluation import report_rollout
+    from xdownscale.app import report
 
     coarse, fine, _ = toy_pair
     _stub(monkeypatch, lambda days, c, h: fine[VAR].sel(time=days).values)
@@ -225,8 +230,9 @@ def test_report_rollout_writes_tables_and_figures(est, toy_pair, monkeypatch, tm
     for sub in ("tables", "figures"):
         (tmp_path / sub).mkdir()
     bic = regrid_like(coarse, fine[VAR].isel(time=0, drop=True))
-    lines, figs = report_rollout(tmp_path, "T", est=est, coarse=coarse, bicubic=bic,
-                                 fine=fine[VAR], rollout=roll, n_pairs=300, days=6)
+    area = report._Area(tmp_path, "T", coarse, bic, fine[VAR], VAR, 300,
+                        {"fine": fine, "coarse": coarse})
+    lines, figs = report._rollout_checks(area, est, roll, days=6)
     text = "\n".join(lines)
     assert "lead days 5-6" in text and "envelopes" in text
     assert (tmp_path / "tables" / "T_rollout_skill_JJA.csv").is_file()

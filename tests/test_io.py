@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 from conftest import raise_if_dask_computes
 
+from xdownscale.data.io import open_elevation, open_g5nr, open_merra2
 from xdownscale.errors import (
     DimensionError,
     GridMismatchError,
@@ -18,7 +19,6 @@ from xdownscale.errors import (
     TimeAxisError,
     UnitsError,
 )
-from xdownscale.io import open_elevation, open_g5nr, open_merra2
 
 RNG = np.random.default_rng(0)
 try:  # h5netcdf writes through h5py, which is optional for it
@@ -273,3 +273,15 @@ def test_geotiff_without_rioxarray_reads_well(tmp_path):
     with pytest.raises(MissingDependencyError, match="rioxarray") as err:
         open_elevation(tif)
     assert "pip install rioxarray" in str(err.value) and isinstance(err.value, ImportError)
+
+
+def test_latlon_found_by_cf_standard_name_on_a_coordinate_named_apart_from_its_dim():
+    from xdownscale._coords import get_latlon_names, standardize_dims
+
+    da = xr.DataArray(np.zeros((3, 4)), dims=("j", "i"), coords={
+        "nav_latitude": ("j", [20.0, 21.0, 22.0], {"standard_name": "latitude"}),
+        "glamt": ("i", [40.0, 41.0, 42.0, 43.0], {"units": "degrees_east"})})
+    assert get_latlon_names(da) == ("j", "i")
+    assert standardize_dims(da).dims == ("lat", "lon")
+    with pytest.raises(DimensionError, match="CF conventions mark as longitude"):
+        get_latlon_names(da.drop_vars("glamt"))

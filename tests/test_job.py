@@ -10,9 +10,9 @@ import pytest
 import xarray as xr
 import yaml
 
-from xdownscale.cli import main
+from xdownscale.app.cli import main
+from xdownscale.app.runconfig import load_run_config
 from xdownscale.errors import ConfigError
-from xdownscale.runconfig import load_run_config
 
 ATTRS = {"long_name": "Dust Extinction AOT [550 nm]", "units": "1", "source": "GEOS-5 (file)"}
 

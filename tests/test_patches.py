@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from xdownscale.errors import ConfigError, DimensionError
-from xdownscale.patches import cut_patches, patch_starts, valid_patch_mask
+from xdownscale.tiling.patches import cut_patches, patch_starts, valid_patch_mask
 
 torch = pytest.importorskip("torch")
 
@@ -168,7 +168,7 @@ def expected_patches(days, starts):
 
 
 def dataset(days, load_day=None, **kw):
-    from xdownscale.patches import DayPatchDataset
+    from xdownscale.tiling.patches import DayPatchDataset
 
     starts = patch_starts((NY, NX), patch=P, stride=3)
     kw.setdefault("batch_size", 7)

@@ -8,8 +8,8 @@ import torch
 from conftest import make_toy_pair, raise_if_dask_computes, tiny_config
 
 from xdownscale.errors import ConfigError
-from xdownscale.patches import patch_starts
-from xdownscale.predict import patch_seeds, piece_layout, pixel_noise, window_starts
+from xdownscale.predict.day import crop_starts, patch_seeds, piece_layout, pixel_noise
+from xdownscale.tiling.patches import patch_starts
 
 VAR = "DUEXTTAU"
 
@@ -183,7 +183,7 @@ def test_window_starts_cover_the_interior_as_the_whole_tiling_does():
     shape, patch, stride = (44, 37), 16, 4
     every = patch_starts(shape, patch=patch, stride=stride)
     origin, wshape = (3, 10), (40, 27)
-    inside = window_starts(shape, origin, wshape, patch, stride)
+    inside = crop_starts(shape, origin, wshape, patch, stride)
     assert all(tuple(s) in {tuple(e) for e in every} for s in inside)
     # a pixel patch pixels inside the window is covered by the same patches in both tilings
     y, x = origin[0] + patch, origin[1] + patch
@@ -209,8 +209,7 @@ def test_predict_on_a_two_worker_cluster(wide):
 
 
 def test_worker_heap_tuning_runs_once_and_only_under_a_nanny(monkeypatch):
-    from xdownscale import prediction
-
+    from xdownscale.predict import labelled as prediction
     calls = []
     monkeypatch.setattr(prediction, "_MALLOC", {"done": False})
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)

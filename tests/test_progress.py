@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from xdownscale.training import train  # noqa: E402
+from xdownscale.estimator.training import train  # noqa: E402
 
 
 class Scalar(nn.Module):

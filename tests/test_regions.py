@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 from conftest import raise_if_dask_computes
 
+from xdownscale.data.regions import REGIONS, Region, clip, get_region, normalize_lonlat
 from xdownscale.errors import RegionError
-from xdownscale.regions import REGIONS, Region, clip, get_region, normalize_lonlat
 
 G5NR_STEP = 0.0625
 

@@ -1,4 +1,4 @@
-"""Tests of xdownscale.regrid against independent implementations (brute-force loops written
+"""Tests of xdownscale.data.regrid against independent implementations (brute-force loops written
 from the textbook formulas, scipy interpolators) and of its xarray behaviour."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import xarray as xr
 from conftest import raise_if_dask_computes
 from scipy.sparse.linalg import spsolve
 
+from xdownscale.data.regrid import regrid_like
 from xdownscale.errors import (
     ConfigError,
     DimensionError,
@@ -18,7 +19,6 @@ from xdownscale.errors import (
     MissingDependencyError,
     MissingVariableError,
 )
-from xdownscale.regrid import regrid_like
 
 RNG = np.random.default_rng(42)
 
@@ -376,7 +376,7 @@ def test_missing_xesmf_error_reads_well():
 
 
 def test_regridder_keeps_weights_and_matches_regrid_like():
-    from xdownscale.regrid import Regridder
+    from xdownscale.data.regrid import Regridder
 
     rng = np.random.default_rng(3)
     src = xr.DataArray(rng.random((3, 7, 9)), dims=("time", "lat", "lon"),

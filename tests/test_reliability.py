@@ -322,9 +322,9 @@ def test_7_timezones_and_cftime_get_clear_errors(est, toy_pair):
 
 # -- 8. sub-daily data is refused where daily is assumed --------------------------------------
 def test_8_sub_daily_is_refused():
+    from xdownscale.data.seasons import split
     from xdownscale.diagnostics.summary import summary
     from xdownscale.diagnostics.temporal import acf
-    from xdownscale.seasons import split
 
     times = pd.date_range("2007-06-01", periods=96, freq="h")
     da = xr.DataArray(np.random.default_rng(0).random((96, 3, 3)), dims=("time", "lat", "lon"),
@@ -366,8 +366,7 @@ def test_9_every_checkpoint_file_is_verified(est, tmp_path):
 
 
 def test_10_failed_save_keeps_the_earlier_one(est, toy_pair, tmp_path, monkeypatch):
-    from xdownscale import checkpoint
-
+    from xdownscale.estimator import checkpoint
     coarse, fine, _ = toy_pair
     path = tmp_path / "m"
     est.save(path)
@@ -458,7 +457,7 @@ def test_13_clear_errors_for_bad_fit_inputs(toy_pair):
 
 
 def test_13_size_one_extra_dims_are_dropped():
-    from xdownscale.pipeline import _as_fine_da
+    from xdownscale.estimator.inputs import _as_fine_da
 
     da = xr.DataArray(np.ones((3, 1, 2, 2)), dims=("time", "lev", "lat", "lon"),
                       coords={"time": pd.date_range("2007-01-01", periods=3),

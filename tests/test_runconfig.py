@@ -8,9 +8,9 @@ import pytest
 import yaml
 from test_job import run_dir  # noqa: F401  (the fixture: real-layout files and a valid YAML)
 
-from xdownscale.cli import main
+from xdownscale.app.cli import main
+from xdownscale.app.runconfig import load_run_config
 from xdownscale.errors import ConfigError
-from xdownscale.runconfig import load_run_config
 
 
 def _write(folder, change=None, extra=""):

@@ -1,4 +1,4 @@
-"""Tests of xdownscale.seasons: season names, buffered season blocks and the temporal split."""
+"""Tests of xdownscale.data.seasons: season names, buffered season blocks and the temporal split."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 from conftest import raise_if_dask_computes
 
+from xdownscale.data.seasons import SEASONS, season_of, seasons, split
 from xdownscale.errors import ConfigError, DimensionError, TimeAxisError
-from xdownscale.seasons import SEASONS, season_of, seasons, split
 
 MONTH_TO_SEASON = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM",
                    6: "JJA", 7: "JJA", 8: "JJA", 9: "SON", 10: "SON", 11: "SON"}

@@ -8,7 +8,12 @@ import testbeds
 from conftest import tiny_config
 
 from xdownscale import Downscaler
-from xdownscale.baselines import bias_corrected, interpolated, log_bias, score_against_baselines
+from xdownscale.diagnostics.baselines import (
+    bias_corrected,
+    interpolated,
+    log_bias,
+    score_against_baselines,
+)
 from xdownscale.errors import ConfigError, XDownscaleWarning
 
 
@@ -74,7 +79,7 @@ def test_stage_a_reused_from_another_fit(bed_pair):
     assert a is not b
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert np.array_equal(v.numpy(), w.numpy()), k
-    assert first.history_.loc[("JJA", "A")].equals(second.history_.loc[("JJA", "A")])
+    assert first.training_log_.loc[("JJA", "A")].equals(second.training_log_.loc[("JJA", "A")])
     with pytest.raises(ConfigError, match="small_lr"):
         Downscaler(cfg.replace(small_lr=1e-2), model="unet", seasons=["JJA"]).fit(
             coarse, fine, elev, pretrained=first)

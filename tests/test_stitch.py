@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from xdownscale.errors import ConfigError, DimensionError
-from xdownscale.patches import cut_patches, patch_starts
-from xdownscale.stitch import Stitcher, StitchPlan, patch_weights, stitch, window_1d
+from xdownscale.tiling.patches import cut_patches, patch_starts
+from xdownscale.tiling.stitch import Stitcher, StitchPlan, patch_weights, stitch, window_1d
 
 torch = pytest.importorskip("torch")
 

@@ -9,12 +9,12 @@ import xarray as xr
 from conftest import raise_if_dask_computes
 
 import xdownscale
+from xdownscale.data.regions import clip
+from xdownscale.data.regrid import regrid_like
 from xdownscale.datasets import load_elevation, synthetic
 from xdownscale.datasets._fields import TruthModel
 from xdownscale.datasets._grids import DEMO_WINDOWS, make_grids, resolve_window
 from xdownscale.errors import ConfigError, RegionError, TimeAxisError
-from xdownscale.regions import clip
-from xdownscale.regrid import regrid_like
 
 # A short record keeps most tests well under a second.
 SHORT = {"coarse_start": "2005-01-01", "coarse_end": "2005-12-31", "fine_start": "2005-06-01",

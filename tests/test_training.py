@@ -1,4 +1,4 @@
-"""Tests of the training loop (xdownscale.training)."""
+"""Tests of the training loop (xdownscale.estimator.training)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from xdownscale.errors import ConfigError  # noqa: E402
-from xdownscale.training import (  # noqa: E402
+from xdownscale.estimator.training import (  # noqa: E402
     NonFiniteLossError,
     make_optimizer,
     resolve_device,

@@ -1,4 +1,4 @@
-"""Tests of xdownscale.transforms: log10, the non-negativity check and the Scaler."""
+"""Tests of xdownscale.data.transforms: log10, the non-negativity check and the Scaler."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import torch
 import xarray as xr
 from conftest import raise_if_dask_computes
 
-from xdownscale.errors import ConfigError, NegativeValueError, NotFittedError
-from xdownscale.transforms import (
+from xdownscale.data.transforms import (
     Scaler,
     ScalingError,
     check_nonnegative,
     inverse_log10,
     log10_transform,
 )
+from xdownscale.errors import ConfigError, NegativeValueError, NotFittedError
 
 RNG = np.random.default_rng(42)
 

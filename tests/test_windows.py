@@ -1,4 +1,4 @@
-"""Tests of xdownscale.windows: calendar lag windows."""
+"""Tests of xdownscale.data.lags: calendar lag windows."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from xdownscale.data.lags import LagWindows, lag_windows, window_mask
 from xdownscale.errors import ConfigError, LagWindowError, TimeAxisError
-from xdownscale.windows import LagWindows, lag_windows, window_mask
 
 
 def _brute_force(targets, record, n_lags):

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from xdownscale.data.regions import Region
 from xdownscale.datasets._elevation import elevation_on
 from xdownscale.datasets._grids import COARSE_DLAT, COARSE_DLON, FINE_D, make_grids
-from xdownscale.regions import Region
 
 __all__ = ["TestBed", "BEDS", "make_pair"]
 

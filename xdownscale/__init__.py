@@ -10,10 +10,10 @@ from __future__ import annotations
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-from . import errors
+from . import _moved, errors
 from .accessors import register as _register
+from .data.regions import REGIONS, Region
 from .errors import NotFittedError, XDownscaleError
-from .regions import REGIONS, Region
 
 try:
     __version__ = version("xdownscale")
@@ -21,19 +21,20 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 _register()
+_moved.install(__name__)
 
 # Public names resolved on first use, so that importing the package does not import torch
 # (estimator) or the readers' back ends.
 _LAZY = {
-    "open_merra2": ".io",
-    "open_g5nr": ".io",
-    "open_elevation": ".io",
-    "regrid_like": ".regrid",
-    "Regridder": ".regrid",
-    "patch_starts": ".patches",
-    "stitch": ".stitch",
-    "DownscaleConfig": ".config",
-    "Downscaler": ".estimator",
+    "open_merra2": ".data.io",
+    "open_g5nr": ".data.io",
+    "open_elevation": ".data.io",
+    "regrid_like": ".data.regrid",
+    "Regridder": ".data.regrid",
+    "patch_starts": ".tiling.patches",
+    "stitch": ".tiling.stitch",
+    "DownscaleConfig": ".estimator.config",
+    "Downscaler": ".estimator.downscaler",
     "datasets": ".datasets",
     "diagnostics": ".diagnostics",
 }
@@ -50,11 +51,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
+    if name in _LAZY:  # first: xdownscale.stitch is the function, xdownscale.tiling.stitch its module
         module = import_module(_LAZY[name], __name__)
         value = module if name in ("datasets", "diagnostics") else getattr(module, name)
         globals()[name] = value
         return value
+    if name in _moved.MOVED:  # the flat layout of 0.1: xdownscale.seasons is xdownscale.data.seasons
+        return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'xdownscale' has no attribute {name!r}")
 
 

@@ -69,12 +69,12 @@ class _Base:
 class DownscaleAccessor(_Base):
     """Data preparation and model fitting: ``obj.downscale.<method>``."""
 
-    clip = _forward("xdownscale.regions:clip")
-    regrid_like = _forward("xdownscale.regrid:regrid_like")
-    log10 = _forward("xdownscale.transforms:log10_transform")
-    seasons = _forward("xdownscale.seasons:seasons")
-    split = _forward("xdownscale.seasons:split")
-    fit = _forward("xdownscale.estimator:fit")
+    clip = _forward("xdownscale.data.regions:clip")
+    regrid_like = _forward("xdownscale.data.regrid:regrid_like")
+    log10 = _forward("xdownscale.data.transforms:log10_transform")
+    seasons = _forward("xdownscale.data.seasons:seasons")
+    split = _forward("xdownscale.data.seasons:split")
+    fit = _forward("xdownscale.estimator.downscaler:fit")
 
 
 class DustDiagAccessor(_Base):

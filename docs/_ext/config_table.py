@@ -31,7 +31,7 @@ _ENV_KEY = "xdownscale_config_fields"  # {field name: docname that describes it}
 
 
 def _config_values():
-    from xdownscale.config import DownscaleConfig
+    from xdownscale.estimator.config import DownscaleConfig
 
     default, paper, fast = DownscaleConfig(), DownscaleConfig.paper(), DownscaleConfig.fast()
     names = [f.name for f in dataclasses.fields(DownscaleConfig)]

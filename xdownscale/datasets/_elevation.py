@@ -21,7 +21,7 @@ _SOURCE = ("GLOBE 30-arc-second digital elevation model (GLOBE Task Team et al. 
 _REDUCTION = {
     "30s": "native 30-arc-second samples, cut to the demo window plus 0.25 degrees",
     "0.0625": ("mean of all 30-arc-second samples whose centres fall in each 0.0625-degree "
-               "G5NR pixel (xdownscale.regrid.regrid_like(method='mean')), rounded to whole metres"),
+               "G5NR pixel (xdownscale.data.regrid.regrid_like(method='mean')), rounded to whole metres"),
 }
 
 

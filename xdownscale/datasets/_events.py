@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special
 
-from ..regions import Region
+from ..data.regions import Region
 from ._noise import lattice_uniforms
 
 MAX_LIFE = 5        # days an event can live: a day needs the births of MAX_LIFE - 1 days back

@@ -23,8 +23,8 @@ import scipy.ndimage
 import xarray as xr
 from scipy.interpolate import CubicSpline
 
-from ..regions import REGIONS
-from ..regrid import regrid_like
+from ..data.regions import REGIONS
+from ..data.regrid import regrid_like
 from ._elevation import _read, elevation_at_points, elevation_on, fine_index
 from ._events import MAX_LIFE, EventParams, add_events, births
 from ._grids import Grids

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.regions import REGIONS, Region
 from ..errors import ConfigError, RegionError
-from ..regions import REGIONS, Region
 
 # MERRA-2: centres at lat -90 + 0.5 k, lon -180 + 0.625 k. G5NR: centres at multiples of
 # 0.0625 degrees (its 2881 x 5760 global grid).

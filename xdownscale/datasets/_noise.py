@@ -1,5 +1,4 @@
-"""Addressable random fields for the synthetic data: every value depends only on
-``(seed, stream, day, lattice index)``.
+"""Addressable random fields for the synthetic data, keyed by (seed, stream, day, lattice index).
 
 The synthetic generator must give the same number for a given place and day whatever window,
 time range or dask chunking is asked for. NumPy's generators produce sequences, not values

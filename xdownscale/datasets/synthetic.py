@@ -161,7 +161,7 @@ def synthetic(area: str = "A1", seed: int = 0, *, size: str = "demo", window=Non
         00:00 over the coarse record.
     fine : xarray.Dataset
         ``var`` (time, lat, lon) float32 on the G5NR 0.0625-degree grid inside the window
-        (what ``xdownscale.regions.clip`` keeps), daily over the fine record.
+        (what ``xdownscale.data.regions.clip`` keeps), daily over the fine record.
     elevation : xarray.DataArray
         GLOBE terrain in metres (float32): at 30 arc-seconds over the fine pixels' footprint when
         the window lies in a shipped 30" tile (the demo windows), else at 0.0625 degrees on the

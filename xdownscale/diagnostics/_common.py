@@ -9,13 +9,13 @@ from collections.abc import Hashable, Iterable, Iterator
 import numpy as np
 import xarray as xr
 
-from .._utils import day_numbers as _day_numbers
-from .._utils import ensure_dataarray, standardize_dims
+from .._coords import day_numbers as _day_numbers
+from .._coords import ensure_dataarray, standardize_dims
 from ..errors import DimensionError, GridMismatchError
 
 #: Floor applied before ``log10``: the paper's value (eq. 10). The kernels that transform
 #: one day at a time write ``np.log10(np.maximum(x, eps))`` themselves, the same formula as
-#: :func:`xdownscale.transforms.log10_transform`.
+#: :func:`xdownscale.data.transforms.log10_transform`.
 LOG_EPS = 1e-6
 
 #: ``attrs`` key naming which diagnostic produced a result Dataset; the plotting functions
@@ -53,8 +53,8 @@ def field(obj: xr.Dataset | xr.DataArray, var: Hashable | None = None) -> xr.Dat
 
 
 def log10(da: xr.DataArray, eps: float = LOG_EPS) -> xr.DataArray:
-    """``log10(max(x, eps))`` via :func:`xdownscale.transforms.log10_transform` (lazy)."""
-    from ..transforms import log10_transform
+    """``log10(max(x, eps))`` via :func:`xdownscale.data.transforms.log10_transform` (lazy)."""
+    from ..data.transforms import log10_transform
 
     return log10_transform(da, eps)
 
@@ -107,7 +107,7 @@ def day_numbers(da: xr.DataArray, dim: Hashable = "time") -> np.ndarray:
 
 
 def target_days(da: xr.DataArray, dim: Hashable = "time") -> xr.DataArray:
-    """Drop buffer days (``target == False``) added by :func:`xdownscale.seasons.seasons`."""
+    """Drop buffer days (``target == False``) added by :func:`xdownscale.data.seasons.seasons`."""
     if "target" in da.coords and da["target"].dims == (dim,):
         keep = np.asarray(da["target"], dtype=bool)
         if not keep.all():

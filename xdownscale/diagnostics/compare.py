@@ -8,8 +8,8 @@ import dask
 import numpy as np
 import xarray as xr
 
+from ..data.seasons import SEASONS
 from ..errors import ConfigError, GridMismatchError
-from ..seasons import SEASONS
 from ._common import check_same_grid, field, product_label, target_days
 from .distance import wasserstein
 from .skill import skill

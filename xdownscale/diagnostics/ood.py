@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._utils import day_numbers
+from .._coords import day_numbers
+from ..data.seasons import SEASONS, season_of
 from ..errors import ConfigError
-from ..seasons import SEASONS, season_of
 from ._common import field, target_days
 from .temporal import correlogram, lag_metrics
 from .variogram import semivariogram
@@ -52,7 +52,7 @@ def _on_grid(da: xr.DataArray, like: xr.DataArray, method: str) -> xr.DataArray:
     same = all(da.sizes[d] == like.sizes[d] and np.allclose(da[d], like[d]) for d in ("lat", "lon"))
     if same:
         return da.assign_coords(lat=like["lat"], lon=like["lon"])
-    from ..regrid import regrid_like
+    from ..data.regrid import regrid_like
 
     return regrid_like(da, like.isel(time=0, drop=True), method=method)
 

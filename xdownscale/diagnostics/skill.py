@@ -13,7 +13,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import xarray as xr
 
-from .._utils import ensure_dataarray
+from .._coords import ensure_dataarray
 from ..errors import ConfigError, DimensionError, TimeAxisError
 from ._common import (
     LOG_EPS,
@@ -40,6 +40,11 @@ def _weights_like(ok: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
 def _scores(pred: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None, *,
             ndim: int = 2, skipna: bool = True) -> np.ndarray:
     """Kernel: the :data:`METRICS` reduced over the last ``ndim`` axes -> ``(..., len(METRICS))``.
+
+    Written here rather than calling xskillscore's ``mae``/``rmse``/``pearson_r``: all eight
+    scores (KGE, NSE and bias are not in xskillscore) come from one pass over shared weighted
+    sums with one pairwise-valid mask, where xskillscore would take a pass per score; the tests
+    check MAE, RMSE and the correlation against xskillscore.
 
     Pixels count where both fields are finite; ``weights`` (broadcast to the fields) make
     every sum a weighted sum. ``skipna=False`` gives NaN wherever a value is missing.

@@ -7,9 +7,9 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import xarray as xr
 
-from .._utils import check_daily_time
+from .._coords import check_daily_time
+from ..data.seasons import SEASONS
 from ..errors import ConfigError, TimeAxisError
-from ..seasons import SEASONS
 from ._common import field, tag, target_days
 
 

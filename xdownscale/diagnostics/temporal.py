@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._utils import check_daily_time
+from .._coords import check_daily_time
 from ..errors import ConfigError
 from ._common import (
     DIAG_KEY,

@@ -283,7 +283,7 @@ class TransferModel(nn.Module):
 
         ``kwargs`` go to :meth:`DiffusionModel.sample` (``sampler``, ``steps``, ``eta``,
         ``generator``, ``fuse``) or :meth:`FiLMVAE.predict` (``generator``, ``sample``). The
-        prediction kernel of :mod:`xdownscale.predict` samples whole days itself, with the
+        prediction kernel of :mod:`xdownscale.predict.day` samples whole days itself, with the
         same pieces (:meth:`inputs`, :meth:`baseline`, :meth:`large_inputs`, the large
         model, :meth:`decode_output`).
         """

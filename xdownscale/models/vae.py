@@ -1,5 +1,4 @@
-"""The VAE comparison path (paper section 2.2): an LSTM autoencoder as the small model and a
-FiLM-conditioned VAE as the large one.
+"""The VAE comparison path (paper section 2.2): LSTM autoencoder (small), FiLM VAE (large).
 
 The paper reports that its VAE collapses to the conditional mean (the KL term wins and the
 decoder ignores z). Nothing here counteracts that (no KL annealing or free bits): the model

@@ -1,0 +1,1 @@
+"""The applications: the ``xdownscale`` command line, its YAML jobs and the Markdown report."""

@@ -1,0 +1,291 @@
+"""xarray and dask wrappers around the day kernel of :mod:`xdownscale.predict.day`.
+
+``predict_dataset`` turns coarse days + a fine history into a fine-grid Dataset. With
+dask-backed input it returns a lazy Dataset: one task per time chunk × spatial chunk, each
+holding the same estimator (placed in the graph once, as one delayed object), so a Pangeo
+cluster can spread the days and tiles over workers.
+
+Spatial chunks are taken from the fine history's latitude/longitude chunks (the coarse driver
+is small and is regridded whole). Each tile is predicted on a crop that reaches
+``config.patch`` fine pixels past it on every side, cut with the whole image's patch tiling
+and per-patch noise, and trimmed back to the tile: every patch that touches a tile pixel in
+the whole-image prediction is in the crop, so chunked and unchunked results agree to float
+rounding. This is ``dask.array.map_overlap`` with ``boundary="none"`` written out, because
+the kernel must know each crop's absolute position (for the tiling and the noise seeds),
+its two inputs do not share dimensions (the history has a lag axis), and the model must enter
+the graph once rather than once per block.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .._coords import ensure_dataarray
+from .._progress import bar as progress_bar
+from ..data.lags import lag_windows
+from ..data.regions import normalize_lonlat
+from ..data.regrid import regrid_like
+from ..data.seasons import season_of
+from ..data.transforms import inverse_log10, log10_transform
+from ..errors import ConfigError, LagWindowError
+from ..estimator import inputs
+from ..estimator.checks import check_coarse, check_history, check_members, check_seed, check_steps
+from .day import INFERENCE, piece_layout, predict_day
+
+__all__ = ["predict_dataset", "fine_template", "prepare_coarse", "predict_days_array"]
+
+
+def fine_template(est) -> xr.DataArray:
+    """A 2-D DataArray on the estimator's fine grid (coordinates only)."""
+    return xr.DataArray(
+        np.zeros((est.lat_.size, est.lon_.size), np.float32), dims=("lat", "lon"),
+        coords={"lat": ("lat", est.lat_, {"standard_name": "latitude", "units": "degrees_north"}),
+                "lon": ("lon", est.lon_, {"standard_name": "longitude", "units": "degrees_east"})})
+
+
+def prepare_coarse(est, coarse) -> xr.DataArray:
+    """The coarse days on the fine grid, in log10 space (lazy)."""
+    coarse = check_coarse(est, coarse)  # units, grid, daily stamps, no negatives
+    cda = normalize_lonlat(ensure_dataarray(coarse, est.var_)).transpose("time", "lat", "lon")
+    if cda.chunks is not None and (len(cda.chunks[1]) > 1 or len(cda.chunks[2]) > 1):
+        cda = cda.chunk({"lat": -1, "lon": -1})  # the coarse grid is small; regrid it whole
+    on_fine = regrid_like(cda, fine_template(est), method=est.config_.regrid_method)
+    return log10_transform(on_fine, eps=est.config_.eps)
+
+
+def check_seasons(est, days) -> np.ndarray:
+    """The season of each of ``days``; ConfigError naming any season the estimator lacks."""
+    seasons = season_of(pd.DatetimeIndex(days))
+    unknown = sorted(set(seasons) - set(est.seasons_))
+    if unknown:
+        raise ConfigError(
+            f"no model was fitted for season(s) {unknown}; this estimator has {est.seasons_}. "
+            "Fit with seasons=None (all) or select days of the fitted seasons."
+        )
+    return seasons
+
+
+def history_log10(est, history) -> xr.DataArray:
+    """The fine history checked against the estimator's grid, in log10 (lat ascending)."""
+    if history is None:
+        raise LagWindowError(
+            "predict needs history= (the fine days before each predicted day) for the encoder; "
+            "past the end of the fine record use rollout()"
+        )
+    history = check_history(est, history)
+    hda = normalize_lonlat(ensure_dataarray(history, est.var_)).transpose("time", "lat", "lon")
+    if hda.sizes["lat"] != est.lat_.size or hda.sizes["lon"] != est.lon_.size or not (
+            np.allclose(hda["lat"].values, est.lat_) and np.allclose(hda["lon"].values, est.lon_)):
+        from ..errors import GridMismatchError
+
+        raise GridMismatchError("history must be on the estimator's fine grid (the fine record's)")
+    return log10_transform(hda, eps=est.config_.eps)
+
+
+def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, *, members, sampler,
+                       steps, seed, fusion, origin=(0, 0), inference=None,
+                       progress=False) -> np.ndarray:
+    """Predict ``days`` from in-memory log10 arrays: ``coarse_log`` (n, wy, wx) on those days
+    and ``hist_log`` (n, n_lags, wy, wx), a crop at ``origin`` of the fine grid (the whole
+    grid by default). ``inference`` defaults to the config's. Returns (members, n, wy, wx) in
+    data units; ``progress`` shows a bar."""
+    cfg = est.config_
+    inference = _check_inference(inference or cfg.inference)
+    static = inputs.StaticMaps(est.covariate_spec_, est.lat_, est.lon_, est.elevation_)
+    wy, wx = np.shape(coarse_log)[-2:]
+    crop = np.s_[:, origin[0]:origin[0] + wy, origin[1]:origin[1] + wx]
+    image_shape = (est.lat_.size, est.lon_.size)
+    out = np.empty((members, len(days), wy, wx), np.float32)
+    for i, day in enumerate(progress_bar(pd.DatetimeIndex(days), desc="predict", unit="day",
+                                         verbose=cfg.verbose and progress)):
+        season = str(season_of(pd.DatetimeIndex([day]))[0])
+        scaler = est.scalers_[season]
+        hist = np.asarray(scaler.transform(hist_log[i]), np.float32)
+        drv = np.asarray(scaler.transform(coarse_log[i][None]), np.float32)
+        cond = np.concatenate([drv, static.covariates([day])[0][crop]], axis=0)
+        scaled = predict_day(est.modules_[season], cfg, hist, cond, day=day, members=members,
+                             sampler=sampler, steps=steps, eta=cfg.eta, seed=seed, fusion=fusion,
+                             device=est.device_, origin=origin, image_shape=image_shape,
+                             inference=inference, spread=est.spread_.get(season, 1.0))
+        out[:, i] = np.asarray(inverse_log10(scaler.inverse_transform(scaled)), np.float32)
+    return out
+
+
+def _check_inference(inference: str) -> str:
+    if inference not in INFERENCE:
+        raise ConfigError(f"inference={inference!r} is not one of {list(INFERENCE)}")
+    return inference
+
+
+def resolve_sampling(est, members, sampler, steps, seed, fusion):
+    """``(sampler, steps, seed, fusion)``: the call's choices checked, the config's defaults."""
+    cfg = est.config_
+    check_members(members)
+    sampler = sampler or cfg.sampler
+    fusion = fusion or cfg.fusion
+    if sampler not in ("ddpm", "ddim", "dpmsolver"):
+        raise ConfigError(f"sampler={sampler!r} is not one of ['ddpm', 'ddim', 'dpmsolver']")
+    if fusion not in ("posthoc", "per_step"):
+        raise ConfigError(f"fusion={fusion!r} is not one of ['posthoc', 'per_step']")
+    if steps is None:
+        steps = cfg.timesteps if sampler == "ddpm" else cfg.sample_steps
+    return sampler, check_steps(steps), cfg.seed if seed is None else check_seed(seed), fusion
+
+
+def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None, seed=None,
+                    keep_members=False, fusion=None, inference=None) -> xr.Dataset:
+    sampler, steps, seed, fusion = resolve_sampling(est, members, sampler, steps, seed, fusion)
+    inference = _check_inference(inference or est.config_.inference)
+    coarse_log = prepare_coarse(est, coarse)
+    days = pd.DatetimeIndex(coarse_log["time"].values)
+    check_seasons(est, days)
+    hist_log = history_log10(est, history)
+    windows = lag_windows(days.to_numpy(), hist_log["time"].values, est.config_.n_lags,
+                          on_missing="raise")
+    index = np.asarray(windows.index)
+    kwargs = dict(members=members, sampler=sampler, steps=steps, seed=seed, fusion=fusion,
+                  inference=inference)
+    lazy = coarse_log.chunks is not None or hist_log.chunks is not None
+    if not lazy:
+        values = predict_days_array(est, days, coarse_log.values, hist_log.values[index],
+                                    progress=True, **kwargs)
+    else:
+        values = _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs)
+    return _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed,
+                       inference)
+
+
+def _spatial_chunks(est, hist_log: xr.DataArray) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Fine-grid tiles: the history's latitude/longitude chunks, or the whole grid."""
+    if hist_log.chunks is None:
+        return (est.lat_.size,), (est.lon_.size,)
+    return hist_log.chunks[1], hist_log.chunks[2]
+
+
+def _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs) -> da.Array:
+    """One delayed task per time chunk x fine tile, each on its tile plus ``patch`` pixels."""
+    ny, nx = est.lat_.size, est.lon_.size
+    ychunks, xchunks = _spatial_chunks(est, hist_log)
+    tiled = len(ychunks) > 1 or len(xchunks) > 1
+    if tiled and kwargs["fusion"] == "per_step":
+        raise ConfigError(
+            "fusion='per_step' couples every patch of the day at each step, so it cannot run "
+            "on spatial tiles; chunk the history with {'lat': -1, 'lon': -1} or use "
+            "fusion='posthoc'")
+    cdata = coarse_log.data if coarse_log.chunks is not None else da.from_array(
+        coarse_log.values, chunks=(1, -1, -1))
+    # A history in memory is wrapped once, so the graph holds it once and slices it per task.
+    hdata = hist_log.data if hist_log.chunks is not None else da.from_array(
+        hist_log.values, chunks=(est.config_.n_lags, -1, -1))
+    # a crop reaches one piece side past its tile: every piece that touches the tile in
+    # the whole-image layout is then wholly inside the crop
+    depth = piece_layout(est.config_, (ny, nx), kwargs["inference"])[0]
+    tbounds = np.cumsum((0,) + cdata.chunks[0])
+    ybounds, xbounds = np.cumsum((0,) + tuple(ychunks)), np.cumsum((0,) + tuple(xchunks))
+    est_d = dask.delayed(est, pure=True, traverse=False)  # the model enters the graph once
+    n_lags = est.config_.n_lags
+    blocks = []
+    for lo, hi in zip(tbounds[:-1], tbounds[1:], strict=True):
+        rows = []
+        for y0, y1 in zip(ybounds[:-1], ybounds[1:], strict=True):
+            row = []
+            for x0, x1 in zip(xbounds[:-1], xbounds[1:], strict=True):
+                wy0, wy1 = max(0, y0 - depth), min(ny, y1 + depth)
+                wx0, wx1 = max(0, x0 - depth), min(nx, x1 + depth)
+                cblock = cdata[lo:hi, wy0:wy1, wx0:wx1]
+                hblock = hdata[index[lo:hi].ravel(), wy0:wy1, wx0:wx1]
+                keep = np.s_[..., y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
+                task = dask.delayed(_predict_block)(est_d, days[lo:hi], cblock, hblock, n_lags,
+                                                    (wy0, wx0), keep, kwargs)
+                row.append(da.from_delayed(task, shape=(members, hi - lo, y1 - y0, x1 - x0),
+                                           dtype=np.float32))
+            rows.append(row)
+        blocks.append(rows)
+    return da.block(blocks)
+
+
+_MALLOC = {"done": False}
+
+
+def _keep_heap_for_torch() -> None:
+    """Undo, once per worker process, what dask's nanny does to glibc's malloc for torch.
+
+    The nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (so freed memory goes back
+    to the OS). Setting any malloc threshold switches off glibc's dynamic mmap threshold, so
+    every tensor above 128 kB is mmap'ed, page-faulted in and unmapped again, at every layer
+    of every network call: measured 2x the time of the same prediction in a plain process
+    (``benchmarks/bench_scaleout.py``). Raising the mmap and trim thresholds lets the heap
+    reuse those blocks. Nothing is changed unless that variable is set (a nanny's worker, or
+    a user who set it); ``XDOWNSCALE_KEEP_MALLOC=1`` opts out.
+    """
+    if _MALLOC["done"]:
+        return
+    _MALLOC["done"] = True
+    if (not sys.platform.startswith("linux") or "MALLOC_TRIM_THRESHOLD_" not in os.environ
+            or os.environ.get("XDOWNSCALE_KEEP_MALLOC") == "1"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD: blocks up to 32 MiB from the heap
+        libc.mallopt(-1, 128 * 2**20)  # M_TRIM_THRESHOLD: keep up to 128 MiB free at the top
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _predict_block(est, days, cblock, hblock, n_lags, origin, keep, kwargs):
+    _keep_heap_for_torch()
+    cblock = np.asarray(cblock)
+    hist = np.asarray(hblock).reshape(len(days), n_lags, *cblock.shape[1:])
+    return predict_days_array(est, days, cblock, hist, origin=origin, **kwargs)[keep]
+
+
+def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed,
+                inference="patches"):
+    var = est.var_
+    tmpl = fine_template(est)
+    coords = {"time": days, "lat": tmpl["lat"], "lon": tmpl["lon"]}
+    xp = da if isinstance(values, da.Array) else np
+    mean = values.mean(axis=0)
+    attrs = {**field_attrs(est),
+             "xdownscale_model": est.model, "xdownscale_sampler": sampler if est.model == "ddpm"
+             else "deterministic", "xdownscale_steps": int(steps) if est.model == "ddpm" else 0,
+             "xdownscale_fusion": fusion, "xdownscale_inference": inference,
+             "xdownscale_members": int(members),
+             "xdownscale_seed": int(seed)}
+    ds = xr.Dataset({var: (("time", "lat", "lon"), mean, attrs)}, coords=coords)
+    if members > 1:
+        ds[f"{var}_std"] = (("time", "lat", "lon"), xp.std(values, axis=0, ddof=1),
+                            {"long_name": f"ensemble standard deviation of {var}", "units":
+                             est.attrs_.get("units", "1")})
+    if keep_members:
+        ds[f"{var}_members"] = (("member", "time", "lat", "lon"), values, attrs)
+        ds = ds.assign_coords(member=np.arange(members))
+    ds.attrs = {"title": "xdownscale prediction", "source": "xdownscale " + _version(),
+                "Conventions": "CF-1.8", "history": f"{pd.Timestamp.now('UTC'):%Y-%m-%dT%H:%M:%SZ}"
+                f" predicted by xdownscale {_version()} ({est.model})"}
+    ds["time"].attrs.update(standard_name="time", long_name="time", axis="T")
+    return ds
+
+
+_PROVENANCE = ("source", "history", "title", "references", "comment", "institution")
+
+
+def field_attrs(est) -> dict:
+    """Attributes of a predicted field: the fine data's description (long_name, units...)
+    travels, its provenance (source, history...) does not, since the field is ours."""
+    return {**{k: v for k, v in est.attrs_.items() if k not in _PROVENANCE},
+            "long_name": est.attrs_.get("long_name", str(est.var_))}
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
