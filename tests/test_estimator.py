@@ -184,6 +184,20 @@ def test_dask_equals_eager_and_is_lazy(fitted, toy_pair):
                                rtol=1e-5, atol=1e-7)
 
 
+def test_dask_block_of_days_apart_equals_eager(fitted, toy_pair):
+    # one time chunk holding days whose lag windows are apart (and a record day in between
+    # that no window needs is missing): each task slices one run of the history
+    coarse, fine, _ = toy_pair
+    est = fitted["unet"]
+    late = np.datetime64(_test_days(est, 1)[0], "D")
+    early = late - np.timedelta64(est.config_.n_lags + 2, "D")
+    days = np.array([early, late], "datetime64[ns]")
+    hist = fine.drop_sel(time=[early + np.timedelta64(1, "D")])  # in no window
+    eager = est.predict(coarse.sel(time=days), history=hist, seed=3)
+    lazy = est.predict(coarse.sel(time=days).chunk({"time": 2}), history=hist, seed=3)
+    np.testing.assert_allclose(lazy["DUEXTTAU"].values, eager["DUEXTTAU"].values, rtol=1e-6)
+
+
 @pytest.mark.parametrize("kind", ["unet", "ddpm"])
 def test_save_load_identical(fitted, toy_pair, tmp_path, kind):
     coarse, fine, _ = toy_pair

@@ -191,7 +191,6 @@ def _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs) -> da
     tbounds = np.cumsum((0,) + cdata.chunks[0])
     ybounds, xbounds = np.cumsum((0,) + tuple(ychunks)), np.cumsum((0,) + tuple(xchunks))
     est_d = dask.delayed(est, pure=True, traverse=False)  # the model enters the graph once
-    n_lags = est.config_.n_lags
     blocks = []
     for lo, hi in zip(tbounds[:-1], tbounds[1:], strict=True):
         rows = []
@@ -201,10 +200,14 @@ def _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs) -> da
                 wy0, wy1 = max(0, y0 - depth), min(ny, y1 + depth)
                 wx0, wx1 = max(0, x0 - depth), min(nx, x1 + depth)
                 cblock = cdata[lo:hi, wy0:wy1, wx0:wx1]
-                hblock = hdata[index[lo:hi].ravel(), wy0:wy1, wx0:wx1]
+                # the lag rows of consecutive days form (nearly) one run of the record: a
+                # plain slice of it is a few getitem tasks, where a fancy index is a shuffle
+                first, last = int(index[lo:hi].min()), int(index[lo:hi].max())
+                hblock = hdata[first:last + 1, wy0:wy1, wx0:wx1]
                 keep = np.s_[..., y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
-                task = dask.delayed(_predict_block)(est_d, days[lo:hi], cblock, hblock, n_lags,
-                                                    (wy0, wx0), keep, kwargs)
+                task = dask.delayed(_predict_block)(est_d, days[lo:hi], cblock, hblock,
+                                                    index[lo:hi] - first, (wy0, wx0), keep,
+                                                    kwargs)
                 row.append(da.from_delayed(task, shape=(members, hi - lo, y1 - y0, x1 - x0),
                                            dtype=np.float32))
             rows.append(row)
@@ -240,10 +243,11 @@ def _keep_heap_for_torch() -> None:
         pass
 
 
-def _predict_block(est, days, cblock, hblock, n_lags, origin, keep, kwargs):
+def _predict_block(est, days, cblock, hblock, rows, origin, keep, kwargs):
+    """One task: ``rows`` (n, n_lags) index the lag days of ``days`` in ``hblock``."""
     _keep_heap_for_torch()
     cblock = np.asarray(cblock)
-    hist = np.asarray(hblock).reshape(len(days), n_lags, *cblock.shape[1:])
+    hist = np.asarray(hblock)[rows]
     return predict_days_array(est, days, cblock, hist, origin=origin, **kwargs)[keep]
 
 
