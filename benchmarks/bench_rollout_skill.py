@@ -5,8 +5,8 @@ A ``DownscaleConfig.fast()`` DDPM (season JJA) is fitted on the synthetic A1 dem
 2007-08-31), so that the last 30 days of the record are validation/test days of JJA 2007 the
 model never took a gradient step on; it is cached with ``Downscaler.save`` under ``--cache``.
 ``est.evaluate_rollout`` then rolls out from ``--start`` as if the fine record ended the day
-before, twice: as shipped, and with ``coarse_consistency=True`` (each day's mean over every
-coarse cell tied to the driver before it becomes history). Beside each: the same days
+before, twice: without and with the coarse-consistency step (the default; each day's mean
+over every coarse cell tied to the driver before it becomes history). Beside each: the same days
 predicted from the true history (made once, shared by both runs), bicubic, and bicubic
 corrected by its mean log10 bias on the training days.
 
@@ -20,6 +20,13 @@ goes to ``--out`` as CSV, the skill-vs-lead figure as PNG.
 Run::
 
     python benchmarks/bench_rollout_skill.py --cache /tmp/xds-bench/rollout-skill --out /tmp/xds-bench/rollout-skill
+    python benchmarks/bench_rollout_skill.py --beds base biased-noisy --skill-cache DIR
+
+With ``--beds`` the pairs are the test-beds of ``tests/testbeds.py`` and the models the
+``fast()`` DDPMs that ``bench_skill.py --cache DIR`` fitted (fitted here and saved there when
+missing); the window is the last ``--days`` consecutive JJA days of each bed's fine record
+with a full lag window before them (``xdownscale.predict.evaluation.pseudo_start``), and one
+row per bed and run is printed at the end.
 
 DDIM with ``--steps`` steps (default 10; the sampler table in the prediction guide shows
 DDIM-20 adds 0.002 R²), one member, one torch thread. 90 predicted days in all: measured 9 and
@@ -31,18 +38,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from _common import cached_fit
+from _common import cached_fit, load_pair, use_prediction_settings
 
 import xdownscale
 from xdownscale import DownscaleConfig
 from xdownscale.diagnostics import skill
 from xdownscale.predict.drift import coarse_consistent, drift_series
-from xdownscale.predict.evaluation import lead_summary, plot_rollout_skill
+from xdownscale.predict.evaluation import lead_summary, plot_rollout_skill, pseudo_start
 
 VAR = "DUEXTTAU"
 
@@ -59,8 +67,14 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--members", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--beds", nargs="+", default=None,
+                   help="test-beds instead of the lengthened demo pair")
+    p.add_argument("--skill-cache", default=None,
+                   help="bench_skill.py's --cache folder (the test-beds' fitted models)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.beds:
+        return _beds(args)
     coarse, fine, elev = xdownscale.datasets.synthetic(area="A1", seed=args.seed,
                                                        fine_days=args.fine_days)
 
@@ -71,24 +85,58 @@ def main(argv=None) -> pd.DataFrame:
 
     path = Path(args.cache) / f"ddpm_A1_JJA_{args.fine_days}d_seed{args.seed}"
     est, fit_s = cached_fit(path, fit, "the DDPM")
-    kw = dict(start=args.start, days=args.days, members=args.members, seed=args.seed,
+    print(f"\nsynthetic A1 demo pair ({args.fine_days} fine days), fast() DDPM, JJA")
+    return evaluate(est, coarse, fine, pd.Timestamp(args.start), args, fit_s=fit_s)
+
+
+def _beds(args) -> pd.DataFrame:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    cache = Path(args.skill_cache or args.cache)
+    rows = []
+    for bed in args.beds:
+        coarse, fine, elev = load_pair(bed, seed=args.seed)
+        cfg = DownscaleConfig.fast(seed=args.seed, verbose=False, validation=False)
+
+        def fit(coarse=coarse, fine=fine, elev=elev, cfg=cfg):
+            return xdownscale.Downscaler(cfg, model="ddpm", seasons=["JJA"]).fit(
+                coarse, fine, elev)
+
+        est, fit_s = cached_fit(cache / f"{bed}_JJA_ddpm_residual_fast_seed{args.seed}", fit,
+                                f"the {bed} DDPM")
+        use_prediction_settings(est, cfg)
+        start = pseudo_start(est, pd.DatetimeIndex(fine["time"].values), "JJA", args.days)
+        if start is None:
+            print(f"{bed}: no {args.days} consecutive JJA days with a lag window before them")
+            continue
+        print(f"\ntest-bed {bed} (seed {args.seed}), fast() DDPM, JJA")
+        table = evaluate(est, coarse, fine, start, args, fit_s=fit_s, tag=f"_{bed}")
+        rows.append(table.assign(bed=bed))
+    table = pd.concat(rows)
+    print("\nall beds, lead days " + args.leads)
+    print(table[["bed", "run", "source", "r2", "abs_mean_log10_bias", "r2_data", "drift"]]
+          .to_string(index=False, float_format="{:.3f}".format))
+    return table
+
+
+def evaluate(est, coarse, fine, start, args, *, fit_s=0.0, tag="") -> pd.DataFrame:
+    """Both rollouts from ``start`` and their scores; prints the table and the bar."""
+    kw = dict(start=start, days=args.days, members=args.members, seed=args.seed,
               steps=args.steps)
-    days = pd.date_range(args.start, periods=args.days)
+    days = pd.date_range(start, periods=args.days)
     t0 = time.perf_counter()
     direct = est.predict(coarse.sel(time=days), history=fine, members=args.members,
                          seed=args.seed, steps=args.steps, keep_members=args.members > 1)
     direct = direct.load()
     t_direct = time.perf_counter() - t0
     results, seconds = {}, {}
-    for name, cc in (("as shipped", False), ("coarse consistency", True)):
+    for name, cc in (("no step", False), ("coarse consistency", True)):
         t0 = time.perf_counter()
         results[name] = est.evaluate_rollout(coarse, fine, coarse_consistency=cc,
                                              true_history=direct, **kw)
         seconds[name] = time.perf_counter() - t0
     lo, hi = (int(x) for x in args.leads.split(","))
-    print(f"\nsynthetic A1 demo pair ({args.fine_days} fine days), fast() DDPM, JJA, "
-          f"{args.days}-day rollout from {args.start}, DDIM-{args.steps}, {args.members} "
-          f"member(s); {results['as shipped'].attrs['n_training_days']} of the rolled-out days "
+    print(f"{args.days}-day rollout from {start.date()}, DDIM-{args.steps}, {args.members} "
+          f"member(s); {results['no step'].attrs['n_training_days']} of the rolled-out days "
           f"are training days; load average {os.getloadavg()[0]:.1f}")
     print(f"seconds: fit {fit_s:.0f} (0 = cached), true-history prediction {t_direct:.0f}, "
           + ", ".join(f"rollout+scoring {k} {v:.0f}" for k, v in seconds.items()))
@@ -97,7 +145,7 @@ def main(argv=None) -> pd.DataFrame:
         log = lead_summary(res, (lo, hi), "log10")
         data = lead_summary(res, (lo, hi), "data")
         for src in log.index:
-            if name != "as shipped" and src != "rollout":
+            if name != "no step" and src != "rollout":
                 continue
             rows.append({"run": name if src == "rollout" else "", "source": src,
                          "r2": log.loc[src, "r2"], "abs_mean_log10_bias":
@@ -119,7 +167,7 @@ def main(argv=None) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     print(f"\nlead days {lo}-{hi} (means over the days; R2, bias, RMSE in log10)")
     print(table.to_string(index=False, float_format="{:.3f}".format))
-    base = lead_summary(results["as shipped"], (lo, hi))
+    base = lead_summary(results["no step"], (lo, hi))
     for name, res in results.items():
         s = lead_summary(res, (lo, hi)).loc["rollout"]
         ok = (s.r2 >= base.loc["bias_corrected_bicubic", "r2"],
@@ -130,13 +178,14 @@ def main(argv=None) -> pd.DataFrame:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         per_lead = pd.concat({k: v.to_dataframe() for k, v in results.items()}, names=["run"])
-        per_lead.to_csv(out / "rollout_skill_by_lead.csv")
+        per_lead.to_csv(out / f"rollout_skill_by_lead{tag}.csv")
         import matplotlib
 
         matplotlib.use("Agg")
         axes = plot_rollout_skill(list(results.values()), labels=list(results))
-        axes[0].figure.savefig(out / "rollout_skill_by_lead.png", dpi=110, bbox_inches="tight")
-        print(f"\nwrote {out / 'rollout_skill_by_lead.csv'} and the .png beside it")
+        axes[0].figure.savefig(out / f"rollout_skill_by_lead{tag}.png", dpi=110,
+                               bbox_inches="tight")
+        print(f"\nwrote {out / f'rollout_skill_by_lead{tag}.csv'} and the .png beside it")
     return table
 
 

@@ -51,7 +51,9 @@ def _stub(monkeypatch, make):
 def test_a_model_that_returns_the_truth_scores_the_truth(est, toy_pair, monkeypatch):
     coarse, fine, _ = toy_pair
     _stub(monkeypatch, lambda days, c, h: fine[VAR].sel(time=days).values)
-    res = evaluate_rollout(est, coarse, fine, start=START, days=6, members=2)
+    # without the coarse-consistency step (on by default): the truth must come back unchanged
+    res = evaluate_rollout(est, coarse, fine, start=START, days=6, members=2,
+                           coarse_consistency=False)
     assert list(res["source"].values) == list(SOURCES)
     assert res.sizes["lead"] == 6 and res["lead"].values[0] == 1
     assert str(pd.Timestamp(res["time"].values[0]).date()) == START
@@ -86,7 +88,7 @@ def test_rollout_history_is_its_own_prediction(est, toy_pair, monkeypatch):
     # rolled out it repeats the last seed day for ever.
     coarse, fine, _ = toy_pair
     _stub(monkeypatch, lambda days, c, h: 10.0 ** h[:, -1])
-    res = evaluate_rollout(est, coarse, fine, start=START, days=4)
+    res = evaluate_rollout(est, coarse, fine, start=START, days=4, coarse_consistency=False)
     seed_day = fine[VAR].sel(time=pd.Timestamp(START) - pd.Timedelta(days=1))
     truth = fine[VAR].sel(time=pd.date_range(START, periods=4))
     persisted = xr.concat([seed_day.drop_vars("time")] * 4, dim="time").assign_coords(
@@ -105,7 +107,8 @@ def test_drift_warning_fires_on_a_model_that_multiplies_its_history(est, toy_pai
     _stub(monkeypatch, lambda days, c, h: 1.15 * 10.0 ** h[:, -1])
     history = fine.sel(time=slice(None, "2006-06-30"))
     with pytest.warns(XDownscaleWarning, match="drifts from its coarse driver") as rec:
-        out = est.rollout(coarse, history=history, start=START, end="2006-07-08")
+        out = est.rollout(coarse, history=history, start=START, end="2006-07-08",
+                          coarse_consistency=False)
     assert len([w for w in rec if issubclass(w.category, XDownscaleWarning)]) == 1  # once
     # the warned-about quantity is what drift_series measures after the fact
     seed = history.isel(time=slice(-est.config_.n_lags, None))
@@ -113,10 +116,10 @@ def test_drift_warning_fires_on_a_model_that_multiplies_its_history(est, toy_pai
     assert series[-1] > 8 * np.log10(1.15) - 0.1  # it grows about 0.06 a day
     with warnings.catch_warnings():
         warnings.simplefilter("error", XDownscaleWarning)
-        est.rollout(coarse, history=history, start=START, end="2006-07-08", drift_threshold=None)
-        # the coarse-consistency step pulls every day back to its driver: no drift
-        fixed = est.rollout(coarse, history=history, start=START, end="2006-07-08",
-                            coarse_consistency=True)
+        est.rollout(coarse, history=history, start=START, end="2006-07-08", drift_threshold=None,
+                    coarse_consistency=False)
+        # the coarse-consistency step (the default) pulls every day back to its driver
+        fixed = est.rollout(coarse, history=history, start=START, end="2006-07-08")
     assert np.abs(drift_mod.drift_series(fixed, coarse, reference=seed).values).max() < 0.02
 
 
@@ -125,18 +128,31 @@ def test_truth_does_not_warn(est, toy_pair, monkeypatch):
     _stub(monkeypatch, lambda days, c, h: fine[VAR].sel(time=days).values)
     with warnings.catch_warnings():
         warnings.simplefilter("error", XDownscaleWarning)
-        est.rollout(coarse, history=fine.sel(time=slice(None, "2006-06-30")), start=START,
-                    end="2006-07-10")
+        for cc in (False, True):
+            est.rollout(coarse, history=fine.sel(time=slice(None, "2006-06-30")), start=START,
+                        end="2006-07-10", coarse_consistency=cc)
 
 
 def test_lead_one_of_a_real_rollout_equals_the_true_history_prediction(est, toy_pair):
     coarse, fine, _ = toy_pair
-    res = est.evaluate_rollout(coarse, fine, start=START, days=3, seed=3, steps=2)
+    res = est.evaluate_rollout(coarse, fine, start=START, days=3, seed=3, steps=2,
+                               coarse_consistency=False)
     one = res.sel(lead=1)
     for score in ("r2", "rmse", "bias"):
         np.testing.assert_allclose(one[score].sel(source="rollout"),
                                    one[score].sel(source="true_history"), rtol=1e-5)
     assert res.attrs["n_training_days"] == 3  # JJA 2006 is training data of this toy fit
+    # with the step (the default), lead day 1 is the true-history prediction corrected after
+    # the fact against the same seed window
+    fixed_res = est.evaluate_rollout(coarse, fine, start=START, days=3, seed=3, steps=2)
+    direct = est.predict(coarse.sel(time=[START]), history=fine, seed=3, steps=2)
+    seed = fine[VAR].sel(time=pd.date_range(end=pd.Timestamp(START) - pd.Timedelta(days=1),
+                                            periods=est.config_.n_lags))
+    fixed = drift_mod.coarse_consistent(direct[VAR], coarse, reference=seed)
+    expect = dg.skill(fixed, fine[VAR].sel(time=[START]))
+    for score in ("r2", "rmse", "bias"):
+        np.testing.assert_allclose(fixed_res[score].sel(source="rollout", lead=1),
+                                   expect[score].isel(time=0), rtol=1e-4, atol=1e-6)
     axes = plot_rollout_skill([res, res], labels=["a", "b"])
     assert len(axes) == 4
     import matplotlib.pyplot as plt

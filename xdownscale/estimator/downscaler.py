@@ -17,6 +17,7 @@ import xarray as xr
 from .._coords import DEFAULT_VAR
 from ..data.seasons import SEASONS
 from ..errors import ConfigError, NotFittedError
+from ..predict.drift import DEFAULT_COARSE_CONSISTENCY, DEFAULT_DRIFT_THRESHOLD
 from .config import DownscaleConfig
 
 __all__ = ["Downscaler", "fit", "MODELS"]
@@ -230,8 +231,8 @@ class Downscaler:
 
     def rollout(self, coarse, history=None, start=None, end=None, store=None, members: int = 1,
                 seed: int | None = None, sampler: str | None = None, steps: int | None = None,
-                nan_days: str = "raise", drift_threshold: float | None = 0.1,
-                coarse_consistency: bool = False):
+                nan_days: str = "raise", drift_threshold: float | None = DEFAULT_DRIFT_THRESHOLD,
+                coarse_consistency: bool = DEFAULT_COARSE_CONSISTENCY):
         """Autoregressive downscaling past the end of the fine record.
 
         Seeded with the last ``n_lags`` days of ``history`` before ``start``; each predicted
@@ -242,8 +243,9 @@ class Downscaler:
 
         Each day's domain-mean log10 bias against the coarse driver (minus the seed window's)
         is checked: past ``drift_threshold`` an ``XDownscaleWarning`` says so (None: never).
-        ``coarse_consistency=True`` ties each day's mean over every coarse cell to the driver
-        before it becomes history (see :mod:`xdownscale.predict.drift`).
+        ``coarse_consistency`` (default True) ties each day's mean over every coarse cell to the
+        driver before it becomes history (see :mod:`xdownscale.predict.drift`; it kept every
+        measured rollout from drifting); False rolls out the model's days as they come.
         """
         from ..predict.rollout import rollout
 

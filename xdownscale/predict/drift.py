@@ -8,7 +8,7 @@ Two things follow from it, both checkable every day without fine truth:
   not share their mean log even when they share their mean, since the fine field varies more;
   the seed window measures that offset). A rollout whose errors feed back shows a drift that
   grows day after day; :class:`RolloutCheck` warns once it passes a threshold.
-* **coarse consistency** (a correction candidate, off by default): shift the log10 prediction
+* **coarse consistency** (on by default in rollouts): shift the log10 prediction
   so that its mean over each coarse cell minus the driver's mean over that cell equals the
   offset the seed window had there. The per-cell shifts are spread to the fine pixels by
   linear interpolation between cell centres, so no cell edge is imprinted on the history.
@@ -33,10 +33,14 @@ from ..diagnostics._common import field
 from ..errors import GridMismatchError, XDownscaleWarning
 
 __all__ = ["RolloutCheck", "CellGeometry", "drift_series", "coarse_consistent",
-           "DEFAULT_DRIFT_THRESHOLD"]
+           "DEFAULT_DRIFT_THRESHOLD", "DEFAULT_COARSE_CONSISTENCY"]
 
 #: |drift| in log10 units past which a rollout warns: 0.1 is a factor 1.26 in the domain mean.
 DEFAULT_DRIFT_THRESHOLD = 0.1
+#: Rollouts apply the coarse-consistency step unless told not to: on the demo pair and six
+#: test-beds it raised the R² of lead days 21-30 by 0.04-0.22 and kept |bias| <= 0.014
+#: (``benchmarks/bench_rollout_skill.py``; the table is in the rollout guide).
+DEFAULT_COARSE_CONSISTENCY = True
 
 
 # -- kernels ----------------------------------------------------------------------------------
@@ -129,7 +133,7 @@ class RolloutCheck:
     threshold : float or None
         Warn (:class:`~xdownscale.errors.XDownscaleWarning`, once per rollout) when
         ``|drift|`` passes it, in log10 units; None never warns.
-    coarse_consistency : bool
+    coarse_consistency : bool, default True
         Apply the coarse-consistency step to each day before it becomes history.
     keep_members : bool
         Keep every day's members (for scoring an ensemble rollout).
@@ -139,7 +143,8 @@ class RolloutCheck:
     """
 
     def __init__(self, threshold: float | None = DEFAULT_DRIFT_THRESHOLD,
-                 coarse_consistency: bool = False, keep_members: bool = False) -> None:
+                 coarse_consistency: bool = DEFAULT_COARSE_CONSISTENCY,
+                 keep_members: bool = False) -> None:
         self.threshold = threshold
         self.coarse_consistency = bool(coarse_consistency)
         self.keep_members = keep_members
@@ -185,12 +190,13 @@ class RolloutCheck:
         if (self.threshold is not None and not self.warned and np.isfinite(drift)
                 and abs(drift) > self.threshold):
             self.warned = True
+            hint = "" if self.coarse_consistency else "coarse_consistency=True (the default), "
             warnings.warn(
                 f"the rollout drifts from its coarse driver: on {pd.Timestamp(day).date()} "
                 f"(day {len(self.days)}) its domain-mean log10 bias against the driver is "
                 f"{drift:+.3f} beyond the seed window's, past the threshold {self.threshold}. "
-                "Errors are feeding back through the history; try coarse_consistency=True, "
-                "shorter rollouts, or judge the result with evaluate_rollout().",
+                f"Errors are feeding back through the history; try {hint}shorter rollouts, "
+                "or judge the result with evaluate_rollout().",
                 XDownscaleWarning, stacklevel=4)
         return vals
 

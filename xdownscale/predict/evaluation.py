@@ -30,7 +30,7 @@ from ..data.transforms import log10_transform
 from ..diagnostics._common import field
 from ..diagnostics.skill import skill
 from ..errors import ConfigError, TimeAxisError
-from .drift import RolloutCheck, drift_series
+from .drift import DEFAULT_COARSE_CONSISTENCY, RolloutCheck, drift_series
 
 __all__ = ["evaluate_rollout", "lead_summary", "plot_rollout_skill", "pseudo_start", "SOURCES"]
 
@@ -60,7 +60,8 @@ def _as_members(check: RolloutCheck, days, like: xr.DataArray) -> xr.DataArray:
 
 def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int = 1,
                      seed: int | None = None, sampler: str | None = None,
-                     steps: int | None = None, coarse_consistency: bool = False,
+                     steps: int | None = None,
+                     coarse_consistency: bool = DEFAULT_COARSE_CONSISTENCY,
                      drift_threshold: float | None = None, crps: str = "fair",
                      true_history: xr.Dataset | None = None) -> xr.Dataset:
     """Roll out from ``start`` as if the fine record ended the day before; score by lead day.
@@ -81,8 +82,9 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
     members, seed, sampler, steps
         As for :meth:`Downscaler.rollout` and :meth:`Downscaler.predict` (both use the same
         seed, so lead day 1 of the rollout equals the true-history prediction of that day).
-    coarse_consistency : bool
-        Roll out with the coarse-consistency step on (see :mod:`xdownscale.predict.drift`).
+    coarse_consistency : bool, default True
+        Roll out with the coarse-consistency step (see :mod:`xdownscale.predict.drift`), as
+        :meth:`Downscaler.rollout` does by default; False scores the uncorrected rollout.
     drift_threshold : float, optional
         Passed to the rollout's drift warning; None (default) keeps the evaluation quiet.
     crps : {"fair", "standard"}

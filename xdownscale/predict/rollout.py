@@ -33,7 +33,7 @@ from .._progress import bar as progress_bar
 from ..data.transforms import log10_transform
 from ..errors import ConfigError, LagWindowError, StoreError
 from ..estimator.checks import check_members, check_seed, check_steps
-from .drift import DEFAULT_DRIFT_THRESHOLD, RolloutCheck
+from .drift import DEFAULT_COARSE_CONSISTENCY, DEFAULT_DRIFT_THRESHOLD, RolloutCheck
 from .labelled import (
     check_seasons,
     field_attrs,
@@ -343,7 +343,7 @@ def _write_day(store, i, var, mean, std) -> None:
 
 def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1, seed=None,
             sampler=None, steps=None, nan_days="raise", drift_threshold=DEFAULT_DRIFT_THRESHOLD,
-            coarse_consistency=False, check=None) -> xr.Dataset:
+            coarse_consistency=DEFAULT_COARSE_CONSISTENCY, check=None) -> xr.Dataset:
 
     members, seed, steps = check_members(members), check_seed(seed), check_steps(steps)
     if nan_days not in _NAN_DAYS:
