@@ -16,6 +16,7 @@ spread (min-max) over seeds of the margin over ``bicubic_bc``.
     python benchmarks/bench_skill.py                          # every bed, ddpm + unet, residual
     python benchmarks/bench_skill.py --beds base short-record --targets residual direct
     python benchmarks/bench_skill.py --config default --beds base fast-wind --seeds 0
+    python benchmarks/bench_skill.py --cache DIR --seeds 0 --coarse-consistent   # + <model>_cc rows
 
 Writes ``--out`` (a CSV of every row) when given; ``--cache DIR`` keeps the fitted models, so
 a rerun (say, after a change to prediction) only predicts and scores. Figures measured with this script are in the
@@ -45,11 +46,13 @@ from xdownscale.diagnostics.baselines import (  # noqa: E402
     log_bias,
     score_against_baselines,
 )
+from xdownscale.predict.drift import coarse_consistent  # noqa: E402
 
 
 def run_one(bed: str, seed: int, model: str, target: str, config: str, members: int,
             season: str = "JJA", cache: Path | None = None,
-            inference: str | None = None) -> tuple[pd.DataFrame, dict]:
+            inference: str | None = None,
+            coarse_consistent_row: bool = False) -> tuple[pd.DataFrame, dict]:
     coarse, fine, elev = load_pair(bed, seed=seed)  # "demo": the shipped A1 pair
     base = DownscaleConfig.fast if config == "fast" else DownscaleConfig
     cfg = base(target=target, seed=seed, verbose=False, validation=False)
@@ -81,9 +84,13 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
     interp = interpolated(coarse, truth, method=cfg.regrid_method)
     plan = est.plans_[season]
     bias = log_bias(interp, truth, np.concatenate([plan.train, plan.holdout]))
-    table = score_against_baselines(
-        {model: pred, "bicubic": interp.sel(time=days),
-         "bicubic_bc": bias_corrected(interp.sel(time=days), bias)}, truth.sel(time=days))
+    rows = {model: pred, "bicubic": interp.sel(time=days),
+            "bicubic_bc": bias_corrected(interp.sel(time=days), bias)}
+    if coarse_consistent_row:  # the prediction tied to its driver cell by cell, after the fact
+        train = np.concatenate([plan.train, plan.holdout])
+        rows[f"{model}_cc"] = coarse_consistent(pred, coarse, reference=fine.sel(time=train),
+                                                method=cfg.regrid_method)
+    table = score_against_baselines(rows, truth.sel(time=days))
     steps = int(est.training_log_.loc[(season, "B")]["steps"].iloc[-1])
     info = dict(fit_s=fit_s, predict_s=pred_s, steps_b=steps, n_train_days=len(plan.train))
     return table, info
@@ -103,6 +110,9 @@ def main(argv=None) -> None:
     p.add_argument("--members", type=int, default=4)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=None, help="CSV of every row")
+    p.add_argument("--coarse-consistent", action="store_true",
+                   help="also score each prediction after the coarse-consistency step, with "
+                   "the per-cell offsets of the season's training days (rows <model>_cc)")
     p.add_argument("--cache", default=None,
                    help="folder of fitted models: reused when present, saved when fitted")
     args = p.parse_args(argv)
@@ -118,14 +128,17 @@ def main(argv=None) -> None:
             for model in args.models for target in args.targets for seed in args.seeds]
     for bed, season, model, target, seed in runs:
         table, info = run_one(bed, seed, model, target, args.config, args.members,
-                              season=season, cache=cache, inference=args.inference)
+                              season=season, cache=cache, inference=args.inference,
+                              coarse_consistent_row=args.coarse_consistent)
         for method, r in table.iterrows():
             rows.append(dict(bed=bed, season=season, model=model, target=target,
                              seed=seed, method=method, **r.to_dict(), **info))
         t = table
         print(f"{bed:13s} {season} {model:5s} {target:9s} seed {seed}: R2 log10 "
               f"{t.loc[model, 'r2_log10']:.3f} (bc {t.loc['bicubic_bc', 'r2_log10']:.3f}"
-              f", bicubic {t.loc['bicubic', 'r2_log10']:.3f}); R2 data "
+              f", bicubic {t.loc['bicubic', 'r2_log10']:.3f}"
+              + (f", after the step {t.loc[f'{model}_cc', 'r2_log10']:.3f}"
+                 if f"{model}_cc" in t.index else "") + "); R2 data "
               f"{t.loc[model, 'r2_data']:.3f} (bc {t.loc['bicubic_bc', 'r2_data']:.3f}); "
               f"fit {info['fit_s']:.0f} s ({info['steps_b']} steps), predict "
               f"{info['predict_s']:.0f} s", flush=True)
