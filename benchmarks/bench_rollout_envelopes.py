@@ -14,7 +14,9 @@ Run::
     python benchmarks/bench_rollout_envelopes.py --cache /tmp/xds-bench/rollout --out /tmp/xds-bench/envelopes
 
 The tiny model is the one ``bench_rollout_memory.py`` caches (same path and settings), so
-either script reuses the other's fit. Measured 28 minutes on 2 shared CPU cores at a load
+either script reuses the other's fit. ``--config fast`` fits ``DownscaleConfig.fast()`` as
+shipped instead (22 minutes of fit on 2 shared cores, 4 minutes per 365-day rollout; the table
+is in the rollout guide). Measured 28 minutes on 2 shared CPU cores at a load
 average of 10 (2 fitting, 12 per rollout, under a minute per check; 4.5 CPU minutes in all).
 """
 
