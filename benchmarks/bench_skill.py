@@ -83,11 +83,11 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
     truth = fine["DUEXTTAU"]
     interp = interpolated(coarse, truth, method=cfg.regrid_method)
     plan = est.plans_[season]
-    bias = log_bias(interp, truth, np.concatenate([plan.train, plan.holdout]))
+    train = np.concatenate([plan.train, plan.holdout])
+    bias = log_bias(interp, truth, train)
     rows = {model: pred, "bicubic": interp.sel(time=days),
             "bicubic_bc": bias_corrected(interp.sel(time=days), bias)}
     if coarse_consistent_row:  # the prediction tied to its driver cell by cell, after the fact
-        train = np.concatenate([plan.train, plan.holdout])
         rows[f"{model}_cc"] = coarse_consistent(pred, coarse, reference=fine.sel(time=train),
                                                 method=cfg.regrid_method)
     table = score_against_baselines(rows, truth.sel(time=days))

@@ -26,8 +26,8 @@ import xarray as xr
 
 from ..data.regrid import regrid_like
 from ..data.seasons import season_of
-from ..data.transforms import log10_transform
 from ..diagnostics._common import field
+from ..diagnostics.baselines import interpolated, log_bias
 from ..diagnostics.skill import skill
 from ..errors import ConfigError, TimeAxisError
 from .drift import DEFAULT_COARSE_CONSISTENCY, RolloutCheck, drift_series
@@ -40,15 +40,12 @@ _SCORES = ("r2", "rmse", "mae", "bias", "crps")
 
 def _training_log_bias(est, coarse_da, fine_da, season: str) -> float:
     """Mean of ``log10(fine) - log10(bicubic)`` over the season's training days."""
-    plan = est.plans_[season]
-    days = pd.DatetimeIndex(plan.train).intersection(pd.DatetimeIndex(fine_da["time"].values))
+    days = pd.DatetimeIndex(est.plans_[season].train).intersection(
+        pd.DatetimeIndex(fine_da["time"].values))
     if len(days) == 0:
         return 0.0
-    eps = est.config_.eps
-    bic = regrid_like(coarse_da.sel(time=days), fine_da.isel(time=0, drop=True),
-                      method=est.config_.regrid_method)
-    diff = log10_transform(fine_da.sel(time=days), eps) - log10_transform(bic, eps)
-    return float(diff.mean(skipna=True).compute())
+    bic = interpolated(coarse_da.sel(time=days), fine_da, method=est.config_.regrid_method)
+    return log_bias(bic, fine_da, days, eps=est.config_.eps)
 
 
 def _as_members(check: RolloutCheck, days, like: xr.DataArray) -> xr.DataArray:
