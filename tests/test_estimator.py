@@ -327,3 +327,68 @@ def test_small_grid_native_trains_stage_a_on_the_coarse_grid(monkeypatch):
     with pytest.raises(ConfigError, match="small_grid='native'.*cells"):
         coarse.downscale.fit(fine, elevation=elev, model="unet", seasons=["JJA"],
                              config=tiny_config(small_grid="native"))
+
+
+def test_predict_ties_each_day_to_its_driver(fitted, toy_pair):
+    # the step (on by default) makes every day's mean over each coarse cell minus the driver's
+    # equal the training days' per-cell offset, and moves every member by the same factor
+    from xdownscale.data.cells import CellGeometry, _cell_means, _coarse_consistent
+    from xdownscale.data.regrid import regrid_like
+
+    coarse, fine, _ = toy_pair
+    est = fitted["ddpm"]
+    days = _test_days(est, 3)
+    kw = dict(history=fine, members=3, seed=2, keep_members=True)
+    raw = est.predict(coarse.sel(time=days), coarse_consistency=False, **kw)
+    tied = est.predict(coarse.sel(time=days), **kw)
+    assert tied["DUEXTTAU"].attrs["xdownscale_coarse_consistency"] == 1
+    assert raw["DUEXTTAU"].attrs["xdownscale_coarse_consistency"] == 0
+    geom = CellGeometry.from_grids(est.lat_, est.lon_, coarse["lat"], coarse["lon"])
+    drv = np.log10(np.maximum(regrid_like(coarse["DUEXTTAU"].sel(time=days),
+                                          fine["DUEXTTAU"].isel(time=0, drop=True)).values, 1e-6))
+    offset = est.cell_offsets_["JJA"]
+    inner = np.isfinite(offset)
+    for i in range(len(days)):
+        raw_log = np.log10(raw["DUEXTTAU"].values[i].astype(np.float64))
+        np.testing.assert_allclose(np.log10(tied["DUEXTTAU"].values[i]),
+                                   _coarse_consistent(raw_log, drv[i], geom, offset), atol=2e-5)
+        gap = (_cell_means(np.log10(tied["DUEXTTAU"].values[i]), geom)
+               - _cell_means(drv[i], geom))
+        before = _cell_means(raw_log, geom) - _cell_means(drv[i], geom)
+        # one step spreads each cell's shift linearly between cell centres, so it closes
+        # the gap only in part (the kernel's own test, test_evaluation, has the numbers)
+        assert np.abs(gap - offset)[inner].mean() < 0.6 * np.abs(before - offset)[inner].mean()
+    factor = tied["DUEXTTAU_members"].values / raw["DUEXTTAU_members"].values
+    np.testing.assert_allclose(factor, factor[:1].repeat(3, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(tied["DUEXTTAU_std"].values / raw["DUEXTTAU_std"].values,
+                               factor[0], rtol=1e-3)  # float32 std of near-equal members
+
+
+def test_offsets_survive_save_and_older_saves_predict_untied(fitted, toy_pair, tmp_path):
+    coarse, fine, _ = toy_pair
+    est = fitted["unet"]
+    est.save(tmp_path / "m")
+    loaded = Downscaler.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.cell_offsets_["JJA"], est.cell_offsets_["JJA"])
+    # a save without the offsets (an older xdownscale): loads with the step off, says so,
+    # predicts as the untied model, and refuses the step when asked for it
+    from xdownscale.errors import XDownscaleWarning
+    from xdownscale.estimator.checkpoint import _sha256
+
+    meta = json.loads((tmp_path / "m" / "estimator.json").read_text())
+    del meta["cell_offsets"]
+    (tmp_path / "m" / "estimator.json").write_text(json.dumps(meta))
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    manifest["files"]["estimator.json"] = _sha256(tmp_path / "m" / "estimator.json")
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.warns(XDownscaleWarning, match="coarse_consistency=False"):
+        old = Downscaler.load(tmp_path / "m")
+    assert old.config_.coarse_consistency is False and old.cell_offsets_ == {}
+    days = _test_days(est)
+    a = old.predict(coarse.sel(time=days), history=fine, seed=1)
+    b = est.predict(coarse.sel(time=days), history=fine, seed=1, coarse_consistency=False)
+    np.testing.assert_array_equal(a["DUEXTTAU"].values, b["DUEXTTAU"].values)
+    with pytest.raises(ConfigError, match="per-cell offsets"):
+        old.predict(coarse.sel(time=days), history=fine, coarse_consistency=True)
+    with pytest.raises(ConfigError, match="coarse_consistency"):
+        est.predict(coarse.sel(time=days), history=fine, coarse_consistency="yes")

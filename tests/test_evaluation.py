@@ -142,17 +142,20 @@ def test_lead_one_of_a_real_rollout_equals_the_true_history_prediction(est, toy_
         np.testing.assert_allclose(one[score].sel(source="rollout"),
                                    one[score].sel(source="true_history"), rtol=1e-5)
     assert res.attrs["n_training_days"] == 3  # JJA 2006 is training data of this toy fit
-    # with the step (the default), lead day 1 is the true-history prediction corrected after
-    # the fact against the same seed window
+    # with the step (the default) both are tied to the driver with the training days' per-cell
+    # offsets, so lead day 1 still equals the true-history prediction, and both equal the
+    # uncorrected prediction corrected after the fact
     fixed_res = est.evaluate_rollout(coarse, fine, start=START, days=3, seed=3, steps=2)
-    direct = est.predict(coarse.sel(time=[START]), history=fine, seed=3, steps=2)
-    seed = fine[VAR].sel(time=pd.date_range(end=pd.Timestamp(START) - pd.Timedelta(days=1),
-                                            periods=est.config_.n_lags))
-    fixed = drift_mod.coarse_consistent(direct[VAR], coarse, reference=seed)
+    raw = est.predict(coarse.sel(time=[START]), history=fine, seed=3, steps=2,
+                      coarse_consistency=False)
+    plan = est.plans_["JJA"]
+    train = np.concatenate([plan.train, plan.holdout])
+    fixed = drift_mod.coarse_consistent(raw[VAR], coarse, reference=fine.sel(time=train))
     expect = dg.skill(fixed, fine[VAR].sel(time=[START]))
     for score in ("r2", "rmse", "bias"):
-        np.testing.assert_allclose(fixed_res[score].sel(source="rollout", lead=1),
-                                   expect[score].isel(time=0), rtol=1e-4, atol=1e-6)
+        for source in ("rollout", "true_history"):
+            np.testing.assert_allclose(fixed_res[score].sel(source=source, lead=1),
+                                       expect[score].isel(time=0), rtol=1e-4, atol=1e-6)
     axes = plot_rollout_skill([res, res], labels=["a", "b"])
     assert len(axes) == 4
     import matplotlib.pyplot as plt
@@ -167,7 +170,7 @@ def test_days_outside_the_fine_record_are_refused(est, toy_pair):
 
 
 def test_coarse_consistent_kernel_matches_cell_means():
-    from xdownscale.predict.drift import CellGeometry, _cell_means, _coarse_consistent
+    from xdownscale.data.cells import CellGeometry, _cell_means, _coarse_consistent
 
     flat, flon = 20 + 0.0625 * np.arange(24), 40 + 0.0625 * np.arange(20)
     clat, clon = np.arange(19.5, 22.0, 0.5), np.arange(39.375, 42.0, 0.625)

@@ -159,7 +159,7 @@ def test_pixel_noise_is_a_field_over_the_whole_map():
 def test_tiles_differ_from_patches_but_stay_close(small_tiles):
     est, coarse, fine = small_tiles
     kw = dict(history=fine, seed=3, steps=3)
-    tiles = est.predict(coarse, **kw)[VAR].values  # the config's default: tiles
+    tiles = est.predict(coarse, inference="tiles", **kw)[VAR].values
     patches = est.predict(coarse, inference="patches", **kw)[VAR].values
     assert np.isfinite(tiles).all() and not np.allclose(tiles, patches)
     with pytest.raises(ConfigError, match="inference"):

@@ -15,6 +15,7 @@ from xdownscale.diagnostics.baselines import (
     score_against_baselines,
 )
 from xdownscale.errors import ConfigError, XDownscaleWarning
+from xdownscale.predict.drift import coarse_consistent
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +52,17 @@ def test_untrained_residual_model_is_bicubic(bed_pair, model):
                       timesteps=1000)
     est = Downscaler(cfg, model=model, seasons=["JJA"]).fit(coarse, fine, elev)
     days = est.test_days_["JJA"][:3]
-    pred = est.predict(coarse.sel(time=days), history=fine, seed=0)["DUEXTTAU"]
+    pred = est.predict(coarse.sel(time=days), history=fine, seed=0,
+                       coarse_consistency=False)["DUEXTTAU"]
     interp = interpolated(coarse, fine["DUEXTTAU"]).sel(time=days)
     np.testing.assert_allclose(pred.values, interp.values, rtol=2e-4)
+    # with the coarse-consistency step (the default) it is bicubic tied to the driver with
+    # the training days' per-cell offsets: a per-cell bias correction of bicubic
+    tied = est.predict(coarse.sel(time=days), history=fine, seed=0)["DUEXTTAU"]
+    plan = est.plans_["JJA"]
+    train = fine.sel(time=np.concatenate([plan.train, plan.holdout]))
+    expect = coarse_consistent(interp, coarse, reference=train)
+    np.testing.assert_allclose(tied.values, expect.values, rtol=5e-4)
 
 
 def test_validation_table_and_warning_when_bicubic_wins(bed_pair):

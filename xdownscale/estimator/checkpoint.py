@@ -26,12 +26,13 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, XDownscaleWarning
 from .fitted import FittedState
 
 FORMAT = "xdownscale-estimator"
@@ -188,6 +189,15 @@ def load(cls, path, device=None):
         FittedState.from_dict(
             meta, modules=modules, elevation=static["elevation"].numpy(), device=dev,
             training_log=_read_log(path), validation=validation).apply(est)
+        if "cell_offsets" not in meta and est.config_.coarse_consistency:
+            # saved before predict tied its days to the coarse driver: it has not the
+            # training days' per-cell offsets that step needs
+            est.config_ = est.config_.replace(coarse_consistency=False)
+            warnings.warn(
+                f"{path} was saved by an xdownscale without the coarse-consistency step of "
+                "predict (no per-cell offsets): its predictions and rollouts are not tied to "
+                "the coarse driver (config_.coarse_consistency=False). Refit to get the step.",
+                XDownscaleWarning, stacklevel=3)
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, OSError) as err:

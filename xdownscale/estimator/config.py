@@ -26,7 +26,7 @@ _CHOICES = {
     "window": ("hann", "boxcar"),
     "encoder": ("pretrained", "random", "none"),
     "target": ("direct", "residual", "mean+residual"),
-    "inference": ("patches", "tiles"),
+    "inference": ("auto", "patches", "tiles"),
 }
 
 
@@ -67,8 +67,12 @@ class DownscaleConfig:
     # prediction pieces: "patches" (patch at infer_stride, halo) or "tiles" of `tile` pixels
     # with `tile_halo`, neighbouring cores overlapping by `tile_overlap` and Hann-blended, so
     # each pixel is computed (24 / 12)^2 = 4 times instead of 64 (benchmarks/bench_tiles.py:
-    # abutting cores left seams; larger tiles lose skill; docs' prediction guide)
-    inference: str = "tiles"
+    # abutting cores left seams; larger tiles lose skill; docs' prediction guide). "auto":
+    # patches while a day needs at most `auto_patch_limit` of them (a 64 x 64 window at
+    # stride 4: 169), where they are cheap and score better (bench_skill.py: 15 -> 22 of 28
+    # fast() fits beat the bar), tiles beyond
+    inference: str = "auto"
+    auto_patch_limit: int = 256
     tile: int = 24
     tile_halo: int = 4
     tile_overlap: int = 4
@@ -112,6 +116,12 @@ class DownscaleConfig:
     sample_steps: int | None = 10
     eta: float = 0.0
     fusion: str = "posthoc"
+    # tie each predicted day to its coarse driver: shift its log10 field so that its mean over
+    # every coarse cell minus the driver's equals that difference on the training days
+    # (predict; rollouts measure it on their seed window). fast() DDPM fits passing the
+    # skill bar on the test-beds went from 6 to 10 of 14, U-Net 9 to 10; rollouts stopped
+    # drifting (benchmarks/bench_skill.py --coarse-consistent, bench_rollout_skill.py)
+    coarse_consistency: bool = True
     # VAE baseline
     vae_latent: int = 64
     vae_beta: float = 1.0
@@ -143,7 +153,7 @@ class DownscaleConfig:
                 raise ConfigError(f"{name}={value!r} is not one of {list(choices)}")
         positive = ("n_lags", "patch", "train_stride", "infer_stride", "small_batch_size",
                     "small_epochs", "batch_size", "epochs", "timesteps", "predict_batch_size",
-                    "small_early_stop", "early_stop", "vae_latent")
+                    "small_early_stop", "early_stop", "vae_latent", "auto_patch_limit")
         for name in positive:
             value = getattr(self, name)
             if value < 1:
@@ -219,9 +229,10 @@ class DownscaleConfig:
     def paper(cls, **overrides) -> DownscaleConfig:
         """The paper's settings (1000 diffusion steps sampled in full, widths 64/128/256 and
         128/256/512, stride 8 for training and 2 for inference on patches, halo 4, T_lag 40,
-        the scaled field as the target through a sigmoid, budgets in epochs only)."""
+        the scaled field as the target through a sigmoid, budgets in epochs only, predictions not
+        tied to the coarse driver after the fact)."""
         return cls(**{"sampler": "ddpm", "sample_steps": 1000, "target": "direct", "min_steps": 0,
-                      "inference": "patches", **overrides})
+                      "inference": "patches", "coarse_consistency": False, **overrides})
 
     @classmethod
     def fast(cls, **overrides) -> DownscaleConfig:

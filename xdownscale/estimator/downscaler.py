@@ -17,7 +17,7 @@ import xarray as xr
 from .._coords import DEFAULT_VAR
 from ..data.seasons import SEASONS
 from ..errors import ConfigError, NotFittedError
-from ..predict.drift import DEFAULT_COARSE_CONSISTENCY, DEFAULT_DRIFT_THRESHOLD
+from ..predict.drift import DEFAULT_DRIFT_THRESHOLD
 from .config import DownscaleConfig
 
 __all__ = ["Downscaler", "fit", "MODELS"]
@@ -186,7 +186,8 @@ class Downscaler:
     # -- prediction -------------------------------------------------------------------------
     def predict(self, coarse, history=None, members: int = 1, sampler: str | None = None,
                 steps: int | None = None, seed: int | None = None, keep_members: bool = False,
-                fusion: str | None = None, inference: str | None = None) -> xr.Dataset:
+                fusion: str | None = None, inference: str | None = None,
+                coarse_consistency: bool | None = None) -> xr.Dataset:
         """Downscale every day of ``coarse`` onto the fine grid.
 
         Parameters
@@ -210,8 +211,16 @@ class Downscaler:
         fusion : {"posthoc", "per_step"}, optional
             Stitch overlapping patches once after sampling (the paper) or fuse them at every
             denoising step.
-        inference : {"tiles", "patches"}, optional
-            Predict on large tiles or on the paper's patches; defaults from the config.
+        inference : {"auto", "tiles", "patches"}, optional
+            Predict on large tiles or on the paper's patches; defaults from the config
+            (``"auto"``: patches while a day needs at most ``auto_patch_limit`` of them,
+            tiles beyond). The attribute ``xdownscale_inference`` says which was used.
+        coarse_consistency : bool, optional
+            Tie each day to its coarse driver after sampling: shift its log10 field so that
+            its mean over every coarse cell minus the driver's equals that difference on the
+            season's training days (``cell_offsets_``); every member gets the same factor, so
+            the spread keeps its relative size. Defaults from the config (True; ``paper()``:
+            False).
 
         Returns
         -------
@@ -227,12 +236,12 @@ class Downscaler:
         self._check_fitted("predict")
         return predict_dataset(self, coarse, history, members=members, sampler=sampler,
                                steps=steps, seed=seed, keep_members=keep_members, fusion=fusion,
-                               inference=inference)
+                               inference=inference, coarse_consistency=coarse_consistency)
 
     def rollout(self, coarse, history=None, start=None, end=None, store=None, members: int = 1,
                 seed: int | None = None, sampler: str | None = None, steps: int | None = None,
                 nan_days: str = "raise", drift_threshold: float | None = DEFAULT_DRIFT_THRESHOLD,
-                coarse_consistency: bool = DEFAULT_COARSE_CONSISTENCY):
+                coarse_consistency: bool | None = None):
         """Autoregressive downscaling past the end of the fine record.
 
         Seeded with the last ``n_lags`` days of ``history`` before ``start``; each predicted
@@ -243,9 +252,10 @@ class Downscaler:
 
         Each day's domain-mean log10 bias against the coarse driver (minus the seed window's)
         is checked: past ``drift_threshold`` an ``XDownscaleWarning`` says so (None: never).
-        ``coarse_consistency`` (default True) ties each day's mean over every coarse cell to the
-        driver before it becomes history (see :mod:`xdownscale.predict.drift`; it kept every
-        measured rollout from drifting); False rolls out the model's days as they come.
+        ``coarse_consistency`` (default: the config's, True) ties each day's mean over every
+        coarse cell to the driver, with the offsets of the seed window, before it becomes
+        history (see :mod:`xdownscale.predict.drift`; it kept every measured rollout from
+        drifting); False rolls out the model's days as they come.
         """
         from ..predict.rollout import rollout
 

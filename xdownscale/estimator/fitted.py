@@ -44,6 +44,9 @@ class FittedState:
     # season -> factor on the ensemble members' deviations from their mean (calibrate);
     # a season without one predicts its members as sampled
     spread: dict = field(default_factory=dict)
+    # season -> (ncy, ncx) mean over the training days of the fine field's log10 mean over
+    # each coarse cell minus the driver's: the target of the coarse-consistency step
+    cell_offsets: dict = field(default_factory=dict)
 
     # the fields that are not JSON: saved beside the JSON by the checkpoint code
     ARRAYS = ("modules", "elevation", "training_log", "validation", "device")
@@ -74,6 +77,9 @@ class FittedState:
             "elevation_used": bool(self.elevation_used),
             "plans": {s: p.to_dict() for s, p in self.plans.items()},
             "spread": {s: float(k) for s, k in self.spread.items()},
+            # NaN (a cell no fine pixel falls in) as null: JSON has no NaN
+            "cell_offsets": {s: np.where(np.isfinite(a), a, None).tolist()
+                             for s, a in self.cell_offsets.items()},
         }
 
     @classmethod
@@ -100,5 +106,7 @@ class FittedState:
             attrs=dict(data["attrs"]),
             elevation_used=bool(data["elevation_used"]),
             spread={s: float(k) for s, k in data.get("spread", {}).items()},
+            cell_offsets={s: np.array(a, dtype=np.float64)  # null -> NaN
+                          for s, a in data.get("cell_offsets", {}).items()},
             **arrays,
         )

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.cells import CellGeometry, cell_offsets
 from ..data.covariates import CovariateSpec
 from ..data.seasons import SEASONS, season_of
 from ..data.transforms import Scaler, log10_transform
@@ -219,13 +220,28 @@ def fit_estimator(est, cfg, coarse, fine, elevation, pretrained=None) -> None:
         coarse_grid={"lat": data.coarse_da["lat"].values, "lon": data.coarse_da["lon"].values},
         attrs=dict(data.fine_da.attrs), device=device,
         training_log=pd.concat(logs, ignore_index=True).set_index(["season", "stage", "epoch"]),
-        validation=None, spread={}).apply(est)
+        validation=None, spread={},
+        cell_offsets=training_cell_offsets(data.log_fine, data.log_coarse, plans,
+                                           data.coarse_da)).apply(est)
     # 2 members: the pooled ratio over a season's validation pixels is already precise, and
     # member 0 is the one-member prediction the validation scores need anyway
     calibration = (calibrate_spread(est, data.coarse_da, data.fine_da, members=2)
                    if cfg.calibrate_spread and est.model in GENERATIVE else {})
     est.validation_ = (validation_scores(est, data.coarse_da, data.coarse_on_fine, data.fine_da,
                                          calibration) if cfg.validation else None)
+
+
+def training_cell_offsets(fine_log, coarse_on_fine_log, plans, coarse) -> dict:
+    """Per season, the target of the coarse-consistency step: over the training days (those
+    the bias-corrected baseline learns from too), the mean of the fine field's log10 mean over
+    each coarse cell of ``coarse``'s native grid minus the driver's (regridded) mean there."""
+    geom = CellGeometry.from_grids(fine_log["lat"], fine_log["lon"], coarse["lat"], coarse["lon"])
+    out = {}
+    for season, plan in plans.items():
+        days = np.concatenate([plan.train, plan.holdout])
+        out[season] = cell_offsets(fine_log.sel(time=days).values,
+                                   coarse_on_fine_log.sel(time=days).values, geom)
+    return out
 
 
 GENERATIVE = ("ddpm", "vae")
@@ -304,7 +320,10 @@ def validation_scores(est, coarse, coarse_on_fine, fine, calibration=None) -> pd
             continue
         truth = fine.sel(time=days)
         done = (calibration or {}).get(season)
-        if done is not None and done["days"].equals(days):  # member 0 of the calibration run
+        # member 0 of the calibration run is the one-member prediction, unless the members were
+        # tied to the driver: the ensemble's factor is its mean's, not member 0's own
+        if (done is not None and done["days"].equals(days)
+                and not est.config_.coarse_consistency):
             pred = done["first"]
         else:
             pred = est.predict(coarse.sel(time=days), history=fine, members=1,

@@ -16,7 +16,8 @@ Design choices, measured in ``benchmarks/bench_samplers.py``:
   predicted with it, on the batch size, or on the spatial crop (dask chunk plus overlap) the
   patch was predicted in.
 
-Tile inference (``inference="tiles"``, the default) runs the same networks, which are fully
+Tile inference (``inference="tiles"``; the default ``"auto"`` takes it when a day needs more
+than ``auto_patch_limit`` patches) runs the same networks, which are fully
 convolutional, on large square *pieces* (``tile`` pixels, halo ``tile_halo``) instead of
 16 x 16 patches at stride 2: the pieces are laid out with :func:`piece_layout` on the whole
 image, cut, encoded, sampled and blended by exactly the code that handles patches (a patch is
@@ -45,9 +46,27 @@ from ..tiling.patches import cut_patches, patch_starts
 from ..tiling.stitch import StitchPlan
 
 __all__ = ["predict_day", "day_seed", "patch_seeds", "pixel_noise", "scale_spread",
-           "crop_starts", "piece_layout", "INFERENCE"]
+           "crop_starts", "piece_layout", "resolve_inference", "INFERENCE"]
 
-INFERENCE = ("patches", "tiles")
+INFERENCE = ("auto", "patches", "tiles")
+
+
+def resolve_inference(cfg, image_shape, inference: str = "auto") -> str:
+    """``"patches"`` or ``"tiles"``: ``"auto"`` predicts on the paper's patches while a day of
+    ``image_shape`` (the whole image, so every crop of it agrees) needs at most
+    ``cfg.auto_patch_limit`` of them, and on tiles beyond, where patches cost too much.
+
+    On small windows patches are cheap and score better than tiles, whose GroupNorm statistics
+    are a tile's rather than the patch's the networks were trained on (on the 32 x 32 to
+    48 x 64 test-beds of ``benchmarks/bench_skill.py``, fast() fits passing the skill bar went
+    from 15 to 22 of 28; the prediction guide has the table)."""
+    if inference not in INFERENCE:
+        raise ConfigError(f"inference={inference!r} is not one of {list(INFERENCE)}")
+    if inference != "auto":
+        return inference
+    n = len(patch_starts(tuple(int(v) for v in image_shape), patch=cfg.patch,
+                         stride=cfg.infer_stride))
+    return "patches" if n <= cfg.auto_patch_limit else "tiles"
 
 
 def day_seed(seed: int, day, member: int) -> int:
@@ -121,10 +140,9 @@ def piece_layout(cfg, image_shape, inference: str = "patches") -> tuple[int, int
     ``side - 2 * halo - overlap``. Only the whole image's shape enters, so every crop of the
     image is cut with the same layout.
     """
+    inference = resolve_inference(cfg, image_shape, inference)
     if inference == "patches":
         return cfg.patch, cfg.infer_stride, cfg.halo
-    if inference != "tiles":
-        raise ConfigError(f"inference={inference!r} is not one of {list(INFERENCE)}")
     factor = 2 ** (max(len(cfg.small_widths), len(cfg.large_widths)) - 1)
     side = min(int(cfg.tile), *(int(n) for n in image_shape)) // factor * factor
     if side < cfg.patch:  # an image smaller than a tile: fall back to patches

@@ -8,36 +8,40 @@ Two things follow from it, both checkable every day without fine truth:
   not share their mean log even when they share their mean, since the fine field varies more;
   the seed window measures that offset). A rollout whose errors feed back shows a drift that
   grows day after day; :class:`RolloutCheck` warns once it passes a threshold.
-* **coarse consistency** (on by default in rollouts): shift the log10 prediction
-  so that its mean over each coarse cell minus the driver's mean over that cell equals the
-  offset the seed window had there. The per-cell shifts are spread to the fine pixels by
-  linear interpolation between cell centres, so no cell edge is imprinted on the history.
+* **coarse consistency** (``DownscaleConfig.coarse_consistency``, on by default): shift the
+  log10 prediction so that its mean over each coarse cell minus the driver's mean over that
+  cell equals the offset the fine record had there: the training days' of the day's season
+  (``est.cell_offsets_``, the same step ``predict`` applies, so a rollout's first day equals
+  the prediction of that day from the true history), or the seed window's for an estimator
+  saved without them. The per-cell shifts are spread to the fine pixels by linear
+  interpolation between cell centres, so no cell edge is imprinted on the history.
 
-Kernels (``_name``) work on NumPy arrays; :func:`drift_series` and :func:`coarse_consistent`
-are the xarray wrappers.
+The cell kernels live in :mod:`xdownscale.data.cells` (``predict`` and ``fit`` use them too);
+:func:`drift_series` and :func:`coarse_consistent` are the xarray wrappers.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Hashable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data._regrid_kernels import _interp_matrix, cell_edges
+from ..data.cells import CellGeometry, _cell_offset, _coarse_consistent, _tie_members
+from ..data.seasons import season_of
 from ..data.transforms import inverse_log10, log10_transform
 from ..diagnostics._common import field
-from ..errors import GridMismatchError, XDownscaleWarning
+from ..errors import XDownscaleWarning
 
 __all__ = ["RolloutCheck", "CellGeometry", "drift_series", "coarse_consistent",
            "DEFAULT_DRIFT_THRESHOLD", "DEFAULT_COARSE_CONSISTENCY"]
 
 #: |drift| in log10 units past which a rollout warns: 0.1 is a factor 1.26 in the domain mean.
 DEFAULT_DRIFT_THRESHOLD = 0.1
-#: Rollouts apply the coarse-consistency step unless told not to: on the demo pair and six
+#: The default of :class:`RolloutCheck` (a fitted estimator's rollouts follow its
+#: ``config.coarse_consistency``, True by default): on the demo pair and six
 #: test-beds it raised the R² of lead days 21-30 by 0.04-0.22 and kept |bias| <= 0.014
 #: (``benchmarks/bench_rollout_skill.py``; the table is in the rollout guide).
 DEFAULT_COARSE_CONSISTENCY = True
@@ -51,77 +55,6 @@ def _domain_log_bias(pred_log: np.ndarray, drv_log: np.ndarray) -> np.ndarray:
     total = np.where(ok, pred_log - drv_log, 0.0).sum(axis=(-2, -1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / np.maximum(n, 1), np.nan)
-
-
-@dataclass(frozen=True)
-class CellGeometry:
-    """Which coarse cell each fine pixel lies in, and how to spread per-cell values back."""
-
-    ylab: np.ndarray  # (ny,) coarse row of each fine row
-    xlab: np.ndarray  # (nx,)
-    wy: object  # sparse (ny, ncy): linear interpolation from cell centres
-    wx: object  # sparse (nx, ncx)
-
-    @classmethod
-    def from_grids(cls, fine_lat, fine_lon, coarse_lat, coarse_lon) -> CellGeometry:
-        fine_lat, fine_lon = np.asarray(fine_lat, float), np.asarray(fine_lon, float)
-        coarse_lat, coarse_lon = np.asarray(coarse_lat, float), np.asarray(coarse_lon, float)
-        labs = []
-        for f, c, name in ((fine_lat, coarse_lat, "lat"), (fine_lon, coarse_lon, "lon")):
-            if c.size < 2:
-                raise GridMismatchError(f"the coarse grid needs at least 2 {name} values")
-            lab = np.searchsorted(cell_edges(c), f, side="right") - 1
-            if lab.min() < 0 or lab.max() >= c.size:
-                raise GridMismatchError(
-                    f"the fine grid reaches outside the coarse cells along {name!r}; the coarse "
-                    "record must cover the fine grid")
-            labs.append(lab)
-        # np.interp-like clamping at the ends: fine pixels beyond the outer cell centres take
-        # the outer cell's value.
-        wy = _interp_matrix(coarse_lat, np.clip(fine_lat, coarse_lat[0], coarse_lat[-1]), "linear")
-        wx = _interp_matrix(coarse_lon, np.clip(fine_lon, coarse_lon[0], coarse_lon[-1]), "linear")
-        return cls(labs[0], labs[1], wy, wx)
-
-    @property
-    def coarse_shape(self) -> tuple[int, int]:
-        return self.wy.shape[1], self.wx.shape[1]
-
-
-def _cell_means(arr: np.ndarray, geom: CellGeometry) -> np.ndarray:
-    """NaN-skipping mean of ``(ny, nx)`` over each coarse cell -> ``(ncy, ncx)`` (NaN if empty)."""
-    ncy, ncx = geom.coarse_shape
-    lab = geom.ylab[:, None] * ncx + geom.xlab[None, :]
-    ok = np.isfinite(arr)
-    total = np.bincount(lab[ok], weights=arr[ok], minlength=ncy * ncx)
-    count = np.bincount(lab[ok], minlength=ncy * ncx)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (total / count).reshape(ncy, ncx)
-
-
-def _spread(cell: np.ndarray, geom: CellGeometry) -> np.ndarray:
-    """Per-cell values -> fine pixels, linear between cell centres (empty cells count as 0)."""
-    cell = np.nan_to_num(cell, nan=0.0)
-    return np.asarray(geom.wy @ (geom.wx @ cell.T).T)
-
-
-def _cell_offset(fine_log: np.ndarray, drv_log: np.ndarray, geom: CellGeometry) -> np.ndarray:
-    """Mean over days of ``cellmean(fine_log) - cellmean(drv_log)`` for ``(n, ny, nx)`` inputs."""
-    both = np.isfinite(fine_log) & np.isfinite(drv_log)
-    diffs = [_cell_means(np.where(ok, f, np.nan), geom) - _cell_means(np.where(ok, d, np.nan), geom)
-             for f, d, ok in zip(fine_log, drv_log, both, strict=True)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a cell empty on every day -> NaN
-        return np.nanmean(np.stack(diffs), axis=0)
-
-
-def _coarse_consistent(pred_log: np.ndarray, drv_log: np.ndarray, geom: CellGeometry,
-                       offset: np.ndarray | float = 0.0) -> np.ndarray:
-    """Shift ``pred_log`` (ny, nx) so that, cell by cell, its mean minus the driver's mean is
-    ``offset`` (per cell, or one number); the shifts are spread linearly between cell centres."""
-    ok = np.isfinite(pred_log) & np.isfinite(drv_log)
-    gap = (_cell_means(np.where(ok, pred_log, np.nan), geom)
-           - _cell_means(np.where(ok, drv_log, np.nan), geom))
-    return pred_log + _spread(np.asarray(offset) - gap, geom)
 
 
 # -- the per-day check the rollout calls --------------------------------------------------------
@@ -153,13 +86,15 @@ class RolloutCheck:
         self.members: list[np.ndarray] = []
         self.warned = False
         self.reference = 0.0
-        self.offset: np.ndarray | float = 0.0
+        self.offset: np.ndarray | float = 0.0  # the seed window's
+        self._season_offsets: dict = {}  # the fitted per-season offsets, when the model has them
         self._eps = 1e-6
         self._geom: CellGeometry | None = None
 
     def start(self, est, coarse_log: xr.DataArray, seed_log: np.ndarray, first_day) -> None:
         """Measure the fine-vs-driver offsets on the seed window (the true days before the
-        rollout); without the driver on those days the offsets are taken as zero."""
+        rollout; the drift reference, and the per-cell target of the step for a model without
+        fitted offsets); without the driver on those days they are taken as zero."""
         self._eps = est.config_.eps
         need = pd.date_range(pd.Timestamp(first_day) - pd.Timedelta(days=len(seed_log)),
                              periods=len(seed_log), freq="D")
@@ -167,6 +102,7 @@ class RolloutCheck:
         if self.coarse_consistency:
             grid = est.coarse_grid_
             self._geom = CellGeometry.from_grids(est.lat_, est.lon_, grid["lat"], grid["lon"])
+            self._season_offsets = dict(getattr(est, "cell_offsets_", None) or {})
         if len(have) == 0:
             return
         drv = np.asarray(coarse_log.sel(time=have).values, np.float64)
@@ -177,11 +113,11 @@ class RolloutCheck:
 
     def __call__(self, day, vals: np.ndarray, drv_log: np.ndarray) -> np.ndarray:
         """``vals`` (members, 1, ny, nx) in data units -> the same, corrected if asked."""
-        mean_log = np.log10(np.maximum(vals.mean(axis=0)[0], self._eps))
         if self._geom is not None:
-            fixed = _coarse_consistent(mean_log, drv_log, self._geom, self.offset)
-            vals = (vals * np.power(10.0, fixed - mean_log)[None, None]).astype(vals.dtype)
-            mean_log = np.log10(np.maximum(vals.mean(axis=0)[0], self._eps))
+            offset = self._season_offsets.get(str(season_of(pd.DatetimeIndex([day]))[0]),
+                                              self.offset)
+            vals = _tie_members(vals[:, 0], drv_log, self._geom, offset, self._eps)[:, None]
+        mean_log = np.log10(np.maximum(vals.mean(axis=0)[0], self._eps))
         drift = float(_domain_log_bias(mean_log, drv_log)) - self.reference
         self.days.append(pd.Timestamp(day))
         self.drift.append(drift)

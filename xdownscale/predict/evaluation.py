@@ -30,7 +30,8 @@ from ..diagnostics._common import field
 from ..diagnostics.baselines import interpolated, log_bias
 from ..diagnostics.skill import skill
 from ..errors import ConfigError, TimeAxisError
-from .drift import DEFAULT_COARSE_CONSISTENCY, RolloutCheck, drift_series
+from .drift import RolloutCheck, drift_series
+from .labelled import resolve_coarse_consistency
 
 __all__ = ["evaluate_rollout", "lead_summary", "plot_rollout_skill", "pseudo_start", "SOURCES"]
 
@@ -58,7 +59,7 @@ def _as_members(check: RolloutCheck, days, like: xr.DataArray) -> xr.DataArray:
 def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int = 1,
                      seed: int | None = None, sampler: str | None = None,
                      steps: int | None = None,
-                     coarse_consistency: bool = DEFAULT_COARSE_CONSISTENCY,
+                     coarse_consistency: bool | None = None,
                      drift_threshold: float | None = None, crps: str = "fair",
                      true_history: xr.Dataset | None = None) -> xr.Dataset:
     """Roll out from ``start`` as if the fine record ended the day before; score by lead day.
@@ -79,9 +80,10 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
     members, seed, sampler, steps
         As for :meth:`Downscaler.rollout` and :meth:`Downscaler.predict` (both use the same
         seed, so lead day 1 of the rollout equals the true-history prediction of that day).
-    coarse_consistency : bool, default True
-        Roll out with the coarse-consistency step (see :mod:`xdownscale.predict.drift`), as
-        :meth:`Downscaler.rollout` does by default; False scores the uncorrected rollout.
+    coarse_consistency : bool, optional
+        Roll out, and predict from the true history, with the coarse-consistency step (see
+        :mod:`xdownscale.predict.drift`); default the config's (True). False scores both
+        uncorrected.
     drift_threshold : float, optional
         Passed to the rollout's drift warning; None (default) keeps the evaluation quiet.
     crps : {"fair", "standard"}
@@ -130,6 +132,7 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
     seed_days = pd.date_range(start - pd.Timedelta(days=n_lags), periods=n_lags, freq="D")
     # Only the seed window and the evaluated days of the driver are regridded.
     span = coarse_da.sel(time=slice(seed_days[0], rdays[-1]))
+    coarse_consistency = resolve_coarse_consistency(est, coarse_consistency)
     check = RolloutCheck(drift_threshold, coarse_consistency=coarse_consistency,
                          keep_members=members > 1)
     rolled = rollout(est, span, history, start=rdays[0], end=rdays[-1], members=members,
@@ -137,7 +140,8 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
     rolled_da = _as_members(check, rdays, truth) if members > 1 else rolled[var]
     direct = true_history if true_history is not None else est.predict(
         coarse_da.sel(time=rdays), history=fine_da, members=members, seed=seed,
-        sampler=sampler, steps=steps, keep_members=members > 1)
+        sampler=sampler, steps=steps, keep_members=members > 1,
+        coarse_consistency=coarse_consistency)
     direct = direct.sel(time=rdays)
     direct_da = direct[f"{var}_members"].rename(var) if members > 1 else direct[var]
     bic = regrid_like(coarse_da.sel(time=rdays), fine_da.isel(time=0, drop=True),

@@ -30,6 +30,7 @@ import xarray as xr
 
 from .._coords import ensure_dataarray
 from .._progress import bar as progress_bar
+from ..data.cells import CellGeometry, tie_days
 from ..data.lags import lag_windows
 from ..data.regions import normalize_lonlat
 from ..data.regrid import regrid_like
@@ -38,7 +39,7 @@ from ..data.transforms import inverse_log10, log10_transform
 from ..errors import ConfigError, LagWindowError
 from ..estimator import inputs
 from ..estimator.checks import check_coarse, check_history, check_members, check_seed, check_steps
-from .day import INFERENCE, piece_layout, predict_day
+from .day import piece_layout, predict_day, resolve_inference
 
 __all__ = ["predict_dataset", "fine_template", "prepare_coarse", "predict_days_array"]
 
@@ -98,11 +99,11 @@ def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, 
     grid by default). ``inference`` defaults to the config's. Returns (members, n, wy, wx) in
     data units; ``progress`` shows a bar."""
     cfg = est.config_
-    inference = _check_inference(inference or cfg.inference)
+    image_shape = (est.lat_.size, est.lon_.size)
+    inference = resolve_inference(cfg, image_shape, inference or cfg.inference)
     static = inputs.StaticMaps(est.covariate_spec_, est.lat_, est.lon_, est.elevation_)
     wy, wx = np.shape(coarse_log)[-2:]
     crop = np.s_[:, origin[0]:origin[0] + wy, origin[1]:origin[1] + wx]
-    image_shape = (est.lat_.size, est.lon_.size)
     out = np.empty((members, len(days), wy, wx), np.float32)
     for i, day in enumerate(progress_bar(pd.DatetimeIndex(days), desc="predict", unit="day",
                                          verbose=cfg.verbose and progress)):
@@ -117,12 +118,6 @@ def predict_days_array(est, days, coarse_log: np.ndarray, hist_log: np.ndarray, 
                              inference=inference, spread=est.spread_.get(season, 1.0))
         out[:, i] = np.asarray(inverse_log10(scaler.inverse_transform(scaled)), np.float32)
     return out
-
-
-def _check_inference(inference: str) -> str:
-    if inference not in INFERENCE:
-        raise ConfigError(f"inference={inference!r} is not one of {list(INFERENCE)}")
-    return inference
 
 
 def resolve_sampling(est, members, sampler, steps, seed, fusion):
@@ -141,12 +136,18 @@ def resolve_sampling(est, members, sampler, steps, seed, fusion):
 
 
 def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None, seed=None,
-                    keep_members=False, fusion=None, inference=None) -> xr.Dataset:
+                    keep_members=False, fusion=None, inference=None,
+                    coarse_consistency=None) -> xr.Dataset:
     sampler, steps, seed, fusion = resolve_sampling(est, members, sampler, steps, seed, fusion)
-    inference = _check_inference(inference or est.config_.inference)
+    # resolved on the whole grid: every chunk then predicts with the same pieces
+    inference = resolve_inference(est.config_, (est.lat_.size, est.lon_.size),
+                                  inference or est.config_.inference)
+    tie = resolve_coarse_consistency(est, coarse_consistency)
     coarse_log = prepare_coarse(est, coarse)
     days = pd.DatetimeIndex(coarse_log["time"].values)
     check_seasons(est, days)
+    if tie:
+        check_offsets(est, days)
     hist_log = history_log10(est, history)
     windows = lag_windows(days.to_numpy(), hist_log["time"].values, est.config_.n_lags,
                           on_missing="raise")
@@ -159,8 +160,53 @@ def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None
                                     progress=True, **kwargs)
     else:
         values = _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs)
+    if tie:
+        values = _tie_to_driver(est, days, values, coarse_log)
     return _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed,
-                       inference)
+                       inference, tie)
+
+
+def resolve_coarse_consistency(est, coarse_consistency) -> bool:
+    """The call's ``coarse_consistency`` (a bool or None: the config's)."""
+    if coarse_consistency is None:
+        return bool(est.config_.coarse_consistency)
+    if not isinstance(coarse_consistency, (bool, np.bool_)):
+        raise ConfigError(f"coarse_consistency must be True, False or None, got "
+                          f"{coarse_consistency!r}")
+    return bool(coarse_consistency)
+
+
+def check_offsets(est, days) -> None:
+    """ConfigError unless every season of ``days`` has the training days' per-cell offsets."""
+    missing = sorted(set(season_of(pd.DatetimeIndex(days))) - set(est.cell_offsets_))
+    if missing:
+        raise ConfigError(
+            f"coarse_consistency=True needs the training days' per-cell offsets, which this "
+            f"estimator lacks for {missing} (saved by an older xdownscale); refit, or predict "
+            "with coarse_consistency=False")
+
+
+def _tie_to_driver(est, days, values, coarse_log: xr.DataArray):
+    """The coarse-consistency step (:mod:`xdownscale.data.cells`) on predicted ``values``
+    (members, n, ny, nx): each day with its season's training-day offsets. It needs whole
+    days, so a lazy prediction tiled in space is joined per time chunk for it."""
+    grid = est.coarse_grid_
+    geom = CellGeometry.from_grids(est.lat_, est.lon_, grid["lat"], grid["lon"])
+    offsets = [est.cell_offsets_[s] for s in season_of(pd.DatetimeIndex(days))]
+    eps = est.config_.eps
+    if not isinstance(values, da.Array):
+        return tie_days(values, np.asarray(coarse_log.values, np.float64), offsets, geom, eps)
+    chunks = values.chunks
+    values = values.rechunk({0: -1, 2: -1, 3: -1})
+    drv = coarse_log.data if coarse_log.chunks is not None else da.from_array(coarse_log.values)
+    drv = drv.rechunk((values.chunks[1], -1, -1))
+
+    def block(vals, drv_block, block_info=None):
+        lo, hi = block_info[0]["array-location"][1]
+        return tie_days(vals, np.asarray(drv_block[0], np.float64), offsets[lo:hi], geom, eps)
+
+    # back to the prediction's tiles, so the output is chunked like the history
+    return da.map_blocks(block, values, drv[None], dtype=values.dtype).rechunk(chunks)
 
 
 def _spatial_chunks(est, hist_log: xr.DataArray) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -252,7 +298,7 @@ def _predict_block(est, days, cblock, hblock, rows, origin, keep, kwargs):
 
 
 def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed,
-                inference="patches"):
+                inference="patches", coarse_consistency=False):
     var = est.var_
     tmpl = fine_template(est)
     coords = {"time": days, "lat": tmpl["lat"], "lon": tmpl["lon"]}
@@ -263,6 +309,7 @@ def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion
              else "deterministic", "xdownscale_steps": int(steps) if est.model == "ddpm" else 0,
              "xdownscale_fusion": fusion, "xdownscale_inference": inference,
              "xdownscale_members": int(members),
+             "xdownscale_coarse_consistency": int(bool(coarse_consistency)),
              "xdownscale_seed": int(seed)}
     ds = xr.Dataset({var: (("time", "lat", "lon"), mean, attrs)}, coords=coords)
     if members > 1:

@@ -33,7 +33,7 @@ from .._progress import bar as progress_bar
 from ..data.transforms import log10_transform
 from ..errors import ConfigError, LagWindowError, StoreError
 from ..estimator.checks import check_members, check_seed, check_steps
-from .drift import DEFAULT_COARSE_CONSISTENCY, DEFAULT_DRIFT_THRESHOLD, RolloutCheck
+from .drift import DEFAULT_DRIFT_THRESHOLD, RolloutCheck
 from .labelled import (
     check_seasons,
     field_attrs,
@@ -41,6 +41,7 @@ from .labelled import (
     history_log10,
     predict_days_array,
     prepare_coarse,
+    resolve_coarse_consistency,
     resolve_sampling,
 )
 
@@ -343,7 +344,7 @@ def _write_day(store, i, var, mean, std) -> None:
 
 def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1, seed=None,
             sampler=None, steps=None, nan_days="raise", drift_threshold=DEFAULT_DRIFT_THRESHOLD,
-            coarse_consistency=DEFAULT_COARSE_CONSISTENCY, check=None) -> xr.Dataset:
+            coarse_consistency=None, check=None) -> xr.Dataset:
 
     members, seed, steps = check_members(members), check_seed(seed), check_steps(steps)
     if nan_days not in _NAN_DAYS:
@@ -367,7 +368,8 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
             "before stands in for them in the history of the days after)."
         )
     # Drift against the driver, checked (and optionally corrected) day by day: xdownscale.predict.drift.
-    check = check or RolloutCheck(drift_threshold, coarse_consistency=coarse_consistency)
+    check = check or RolloutCheck(drift_threshold,
+                                  coarse_consistency=resolve_coarse_consistency(est, coarse_consistency))
     check.start(est, coarse_log, seed_buffer, days[0])
     meta = {"xdownscale_rollout_start": str(days[0].date()), "xdownscale_rollout_seed": int(seed),
             "xdownscale_members": int(members), "xdownscale_sampler": sampler,
