@@ -392,3 +392,16 @@ def test_offsets_survive_save_and_older_saves_predict_untied(fitted, toy_pair, t
         old.predict(coarse.sel(time=days), history=fine, coarse_consistency=True)
     with pytest.raises(ConfigError, match="coarse_consistency"):
         est.predict(coarse.sel(time=days), history=fine, coarse_consistency="yes")
+
+
+def test_the_step_is_on_by_default_for_the_generative_models_only():
+    from xdownscale import DownscaleConfig
+
+    cfg = DownscaleConfig.fast()
+    assert cfg.coarse_consistency is None
+    assert cfg.ties_to_driver("ddpm") and cfg.ties_to_driver("vae")
+    assert not cfg.ties_to_driver("unet")
+    assert cfg.replace(coarse_consistency=True).ties_to_driver("unet")
+    assert not DownscaleConfig.paper().ties_to_driver("ddpm")
+    with pytest.raises(ConfigError, match="coarse_consistency"):
+        DownscaleConfig(coarse_consistency="yes")

@@ -56,9 +56,12 @@ def test_untrained_residual_model_is_bicubic(bed_pair, model):
                        coarse_consistency=False)["DUEXTTAU"]
     interp = interpolated(coarse, fine["DUEXTTAU"]).sel(time=days)
     np.testing.assert_allclose(pred.values, interp.values, rtol=2e-4)
-    # with the coarse-consistency step (the default) it is bicubic tied to the driver with
-    # the training days' per-cell offsets: a per-cell bias correction of bicubic
-    tied = est.predict(coarse.sel(time=days), history=fine, seed=0)["DUEXTTAU"]
+    # with the coarse-consistency step (the DDPM's default) it is bicubic tied to the driver
+    # with the training days' per-cell offsets: a per-cell bias correction of bicubic
+    tied = est.predict(coarse.sel(time=days), history=fine, seed=0,
+                       coarse_consistency=True)["DUEXTTAU"]
+    default = est.predict(coarse.sel(time=days), history=fine, seed=0)["DUEXTTAU"]
+    np.testing.assert_array_equal(default.values, (tied if model == "ddpm" else pred).values)
     plan = est.plans_["JJA"]
     train = fine.sel(time=np.concatenate([plan.train, plan.holdout]))
     expect = coarse_consistent(interp, coarse, reference=train)

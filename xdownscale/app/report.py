@@ -397,7 +397,9 @@ def write(out: Path, spec, sections: list[str]) -> Path:
         f"Models: {', '.join(spec.models)}; seasons: {spec.seasons or 'all'}; "
         f"configuration: T_lag={cfg.n_lags}, patch {cfg.patch}, train stride {cfg.train_stride}, "
         f"inference stride {cfg.infer_stride}, halo {cfg.halo}, sampler {cfg.sampler} "
-        f"({cfg.sample_steps} steps), members {spec.predict.get('members', 1)}.", "",
+        f"({cfg.sample_steps} steps), members {spec.predict.get('members', 1)}, inference "
+        f"{cfg.inference}, coarse consistency "
+        f"{ {None: 'for ddpm/vae', True: 'on', False: 'off'}[cfg.coarse_consistency]}.", "",
         "Skill is scored on each season's test days (the last 10 % of its days in time "
         "order). `r2` is 1 - SSE/SST, `r2_corr` the squared correlation; `bicubic` is the "
         "coarse field interpolated to the fine grid, the floor every model must beat.", "",

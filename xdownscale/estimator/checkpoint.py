@@ -189,7 +189,7 @@ def load(cls, path, device=None):
         FittedState.from_dict(
             meta, modules=modules, elevation=static["elevation"].numpy(), device=dev,
             training_log=_read_log(path), validation=validation).apply(est)
-        if "cell_offsets" not in meta and est.config_.coarse_consistency:
+        if "cell_offsets" not in meta and est.config_.coarse_consistency is not False:
             # saved before predict tied its days to the coarse driver: it has not the
             # training days' per-cell offsets that step needs
             est.config_ = est.config_.replace(coarse_consistency=False)

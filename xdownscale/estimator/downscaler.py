@@ -219,8 +219,9 @@ class Downscaler:
             Tie each day to its coarse driver after sampling: shift its log10 field so that
             its mean over every coarse cell minus the driver's equals that difference on the
             season's training days (``cell_offsets_``); every member gets the same factor, so
-            the spread keeps its relative size. Defaults from the config (True; ``paper()``:
-            False).
+            the spread keeps its relative size. Defaults from the config (None: on for
+            ``"ddpm"`` and ``"vae"``, off for the ``"unet"``, which follows its driver already;
+            ``paper()``: off).
 
         Returns
         -------
@@ -252,7 +253,8 @@ class Downscaler:
 
         Each day's domain-mean log10 bias against the coarse driver (minus the seed window's)
         is checked: past ``drift_threshold`` an ``XDownscaleWarning`` says so (None: never).
-        ``coarse_consistency`` (default: the config's, True) ties each day's mean over every
+        ``coarse_consistency`` (default: the config's; on for the generative models) ties each
+        day's mean over every
         coarse cell to the driver, with the offsets of the seed window, before it becomes
         history (see :mod:`xdownscale.predict.drift`; it kept every measured rollout from
         drifting); False rolls out the model's days as they come.

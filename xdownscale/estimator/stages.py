@@ -323,7 +323,7 @@ def validation_scores(est, coarse, coarse_on_fine, fine, calibration=None) -> pd
         # member 0 of the calibration run is the one-member prediction, unless the members were
         # tied to the driver: the ensemble's factor is its mean's, not member 0's own
         if (done is not None and done["days"].equals(days)
-                and not est.config_.coarse_consistency):
+                and not est.config_.ties_to_driver(est.model)):
             pred = done["first"]
         else:
             pred = est.predict(coarse.sel(time=days), history=fine, members=1,

@@ -8,7 +8,8 @@ Two things follow from it, both checkable every day without fine truth:
   not share their mean log even when they share their mean, since the fine field varies more;
   the seed window measures that offset). A rollout whose errors feed back shows a drift that
   grows day after day; :class:`RolloutCheck` warns once it passes a threshold.
-* **coarse consistency** (``DownscaleConfig.coarse_consistency``, on by default): shift the
+* **coarse consistency** (``DownscaleConfig.coarse_consistency``, on by default for the
+  generative models): shift the
   log10 prediction so that its mean over each coarse cell minus the driver's mean over that
   cell equals the offset the fine record had there: the training days' of the day's season
   (``est.cell_offsets_``, the same step ``predict`` applies, so a rollout's first day equals
@@ -41,7 +42,7 @@ __all__ = ["RolloutCheck", "CellGeometry", "drift_series", "coarse_consistent",
 #: |drift| in log10 units past which a rollout warns: 0.1 is a factor 1.26 in the domain mean.
 DEFAULT_DRIFT_THRESHOLD = 0.1
 #: The default of :class:`RolloutCheck` (a fitted estimator's rollouts follow its
-#: ``config.coarse_consistency``, True by default): on the demo pair and six
+#: ``config.coarse_consistency``, on for the generative models): on the demo pair and six
 #: test-beds it raised the R² of lead days 21-30 by 0.04-0.22 and kept |bias| <= 0.014
 #: (``benchmarks/bench_rollout_skill.py``; the table is in the rollout guide).
 DEFAULT_COARSE_CONSISTENCY = True
@@ -126,7 +127,7 @@ class RolloutCheck:
         if (self.threshold is not None and not self.warned and np.isfinite(drift)
                 and abs(drift) > self.threshold):
             self.warned = True
-            hint = "" if self.coarse_consistency else "coarse_consistency=True (the default), "
+            hint = "" if self.coarse_consistency else "coarse_consistency=True, "
             warnings.warn(
                 f"the rollout drifts from its coarse driver: on {pd.Timestamp(day).date()} "
                 f"(day {len(self.days)}) its domain-mean log10 bias against the driver is "

@@ -82,7 +82,8 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
         seed, so lead day 1 of the rollout equals the true-history prediction of that day).
     coarse_consistency : bool, optional
         Roll out, and predict from the true history, with the coarse-consistency step (see
-        :mod:`xdownscale.predict.drift`); default the config's (True). False scores both
+        :mod:`xdownscale.predict.drift`); default the config's (on for the generative models).
+        False scores both
         uncorrected.
     drift_threshold : float, optional
         Passed to the rollout's drift warning; None (default) keeps the evaluation quiet.

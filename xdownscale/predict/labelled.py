@@ -167,9 +167,9 @@ def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None
 
 
 def resolve_coarse_consistency(est, coarse_consistency) -> bool:
-    """The call's ``coarse_consistency`` (a bool or None: the config's)."""
+    """The call's ``coarse_consistency`` (a bool, or None: the config's default for the model)."""
     if coarse_consistency is None:
-        return bool(est.config_.coarse_consistency)
+        return est.config_.ties_to_driver(est.model)
     if not isinstance(coarse_consistency, (bool, np.bool_)):
         raise ConfigError(f"coarse_consistency must be True, False or None, got "
                           f"{coarse_consistency!r}")
