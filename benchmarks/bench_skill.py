@@ -112,7 +112,8 @@ def main(argv=None) -> None:
     p.add_argument("--targets", nargs="+", default=["residual"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--config", choices=["fast", "default"], default="fast")
-    p.add_argument("--members", type=int, default=4)
+    p.add_argument("--members", type=int, default=8,
+                   help="DDPM ensemble size (its mean is scored; 8 as in the training guide)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=None, help="CSV of every row")
     p.add_argument("--untied", action="store_true",
