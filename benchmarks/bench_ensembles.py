@@ -114,7 +114,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import cached_fit, load_pair
+from _common import cached_fit, load_pair, use_prediction_settings
 
 from xdownscale import DownscaleConfig, Downscaler
 from xdownscale.diagnostics import (
@@ -160,7 +160,9 @@ def fit_or_load(args, model, coarse, fine, elev) -> tuple[Downscaler, float]:
 
     name = (f"{model}_{args.area}_{args.season}_seed{args.seed}" if args.bed is None
             else f"{args.bed}_{model}_{args.season}_seed{args.seed}")
-    return cached_fit(Path(args.cache) / name, fit, f"the {model}")
+    est, seconds = cached_fit(Path(args.cache) / name, fit, f"the {model}", data=(coarse, fine))
+    use_prediction_settings(est, DownscaleConfig.fast())  # today's inference and step
+    return est, seconds
 
 
 def independent_shrink(stride: int, cfg, shape) -> float:
