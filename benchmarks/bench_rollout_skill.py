@@ -30,8 +30,8 @@ with a full lag window before them (``xdownscale.predict.evaluation.pseudo_start
 row per bed and run is printed at the end.
 
 DDIM with ``--steps`` steps (default 10; the sampler table in the prediction guide shows
-DDIM-20 adds 0.002 R²), one member, one torch thread. 90 predicted days in all: measured 9 and
-21 minutes on 2 shared CPU cores at a load average of 10-13 (about 3 CPU minutes), plus 23
+DDIM-20 adds 0.002 R²), one member, one torch thread. 120 predicted days in all (two rollouts,
+two true-history predictions): about 4 minutes on one thread beside another job, plus 7
 minutes for the fit when it is not cached. The table is in the rollout guide.
 """
 
