@@ -4,8 +4,8 @@ A coarse field's value is (nearly) the mean of the fine field over its cell. The
 find the cell of every fine pixel, average a fine field over each cell, and shift a predicted
 log10 field so that its mean over every cell minus the driver's equals a target offset; the
 per-cell shifts are spread to the fine pixels by linear interpolation between cell centres,
-so no cell edge is imprinted on the field. ``predict`` applies the shift with the training
-days' offsets, rollouts with their seed window's (:mod:`xdownscale.predict.drift`). NumPy only.
+so no cell edge is imprinted on the field. ``predict`` and rollouts apply the shift with the
+training days' offsets (:mod:`xdownscale.predict.drift`). NumPy only.
 """
 
 from __future__ import annotations
@@ -72,8 +72,10 @@ def _spread(cell: np.ndarray, geom: CellGeometry) -> np.ndarray:
     return np.asarray(geom.wy @ (geom.wx @ cell.T).T)
 
 
-def _cell_offset(fine_log: np.ndarray, drv_log: np.ndarray, geom: CellGeometry) -> np.ndarray:
-    """Mean over days of ``cellmean(fine_log) - cellmean(drv_log)`` for ``(n, ny, nx)`` inputs."""
+def cell_offsets(fine_log: np.ndarray, drv_log: np.ndarray, geom: CellGeometry) -> np.ndarray:
+    """Per coarse cell, the mean over days of the fine field's log10 mean minus the driver's
+    (``(n, ny, nx)`` inputs -> ``(ncy, ncx)``; NaN for a cell no fine pixel falls in)."""
+    fine_log, drv_log = np.asarray(fine_log, np.float64), np.asarray(drv_log, np.float64)
     both = np.isfinite(fine_log) & np.isfinite(drv_log)
     diffs = [_cell_means(np.where(ok, f, np.nan), geom) - _cell_means(np.where(ok, d, np.nan), geom)
              for f, d, ok in zip(fine_log, drv_log, both, strict=True)]
@@ -111,9 +113,3 @@ def tie_days(vals: np.ndarray, drv_log: np.ndarray, offsets, geom: CellGeometry,
     for i, offset in enumerate(offsets):
         out[:, i] = _tie_members(vals[:, i], drv_log[i], geom, offset, eps)
     return out
-
-
-def cell_offsets(fine_log: np.ndarray, drv_log: np.ndarray, geom: CellGeometry) -> np.ndarray:
-    """Per coarse cell, the mean over days of the fine field's log10 mean minus the driver's
-    (``(n, ny, nx)`` inputs -> ``(ncy, ncx)``; NaN for a cell no fine pixel falls in)."""
-    return _cell_offset(np.asarray(fine_log, np.float64), np.asarray(drv_log, np.float64), geom)

@@ -254,9 +254,9 @@ class Downscaler:
         Each day's domain-mean log10 bias against the coarse driver (minus the seed window's)
         is checked: past ``drift_threshold`` an ``XDownscaleWarning`` says so (None: never).
         ``coarse_consistency`` (default: the config's; on for the generative models) ties each
-        day's mean over every
-        coarse cell to the driver, with the offsets of the seed window, before it becomes
-        history (see :mod:`xdownscale.predict.drift`; it kept every measured rollout from
+        day's mean over every coarse cell to the driver, with the season's training-day
+        offsets as ``predict`` does (the seed window's for a model saved without them), before
+        it becomes history (see :mod:`xdownscale.predict.drift`; it kept every measured rollout from
         drifting); False rolls out the model's days as they come.
         """
         from ..predict.rollout import rollout

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.cells import CellGeometry, _cell_offset, _coarse_consistent, _tie_members
+from ..data.cells import CellGeometry, _coarse_consistent, _tie_members, cell_offsets
 from ..data.seasons import season_of
 from ..data.transforms import inverse_log10, log10_transform
 from ..diagnostics._common import field
@@ -110,7 +110,7 @@ class RolloutCheck:
         fine = np.asarray(seed_log, np.float64)[need.get_indexer(have)]
         self.reference = float(np.nanmean(_domain_log_bias(fine, drv)))
         if self._geom is not None:
-            self.offset = _cell_offset(fine, drv, self._geom)
+            self.offset = cell_offsets(fine, drv, self._geom)
 
     def __call__(self, day, vals: np.ndarray, drv_log: np.ndarray) -> np.ndarray:
         """``vals`` (members, 1, ny, nx) in data units -> the same, corrected if asked."""
@@ -220,7 +220,7 @@ def coarse_consistent(prediction: xr.Dataset | xr.DataArray, coarse: xr.Dataset 
     if reference is not None:
         r = field(reference, var)
         rc = _on_grid(c_native.sel(time=r["time"]), p, method)
-        offset = _cell_offset(np.asarray(log10_transform(r, eps).values, np.float64),
+        offset = cell_offsets(np.asarray(log10_transform(r, eps).values, np.float64),
                               np.asarray(log10_transform(rc, eps).values, np.float64), geom)
     out = xr.apply_ufunc(
         _coarse_consistent, log10_transform(p, eps), log10_transform(c, eps),
