@@ -23,6 +23,24 @@ def use_prediction_settings(est, cfg) -> None:
     est.config_ = est.config_.replace(**{k: getattr(cfg, k) for k in PREDICTION_FIELDS})
 
 
+def parse_overrides(items) -> tuple[dict, str]:
+    """``--set name=value ...`` into configuration overrides (values read as Python literals)
+    and a tag naming them, for the cache folder of fits made with them ("" when none)."""
+    import ast
+
+    overrides = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes name=value, got {item!r}")
+        try:
+            overrides[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[name] = value
+    tag = "".join(f"_{k}{v}" for k, v in sorted(overrides.items()))
+    return overrides, tag
+
+
 def load_pair(bed: str | None = None, seed: int = 0, area: str = "A1"):
     """``(coarse, fine, elevation)`` in memory: the shipped synthetic pair of ``area`` (``bed``
     None or ``"demo"``) or a test-bed of ``tests/testbeds.py``."""

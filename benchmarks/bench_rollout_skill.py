@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from _common import cached_fit, load_pair, use_prediction_settings
+from _common import cached_fit, load_pair, parse_overrides, use_prediction_settings
 
 import xdownscale
 from xdownscale import DownscaleConfig
@@ -70,6 +70,8 @@ def main(argv=None) -> pd.DataFrame:
                    help="test-beds instead of the lengthened demo pair")
     p.add_argument("--skill-cache", default=None,
                    help="bench_skill.py's --cache folder (the test-beds' fitted models)")
+    p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
+                   help="configuration overrides of the test-bed fits (as bench_skill.py --set)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.beds:
@@ -91,16 +93,18 @@ def main(argv=None) -> pd.DataFrame:
 def _beds(args) -> pd.DataFrame:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     cache = Path(args.skill_cache or args.cache)
+    overrides, tag = parse_overrides(args.set)
     rows = []
     for bed in args.beds:
         coarse, fine, elev = load_pair(bed, seed=args.seed)
-        cfg = DownscaleConfig.fast(seed=args.seed, verbose=False, validation=False)
+        cfg = DownscaleConfig.fast(seed=args.seed, verbose=False, validation=False,
+                                   calibrate_spread=False, **overrides)
 
         def fit(coarse=coarse, fine=fine, elev=elev, cfg=cfg):
             return xdownscale.Downscaler(cfg, model="ddpm", seasons=["JJA"]).fit(
                 coarse, fine, elev)
 
-        est, fit_s = cached_fit(cache / f"{bed}_JJA_ddpm_residual_fast_seed{args.seed}", fit,
+        est, fit_s = cached_fit(cache / f"{bed}_JJA_ddpm_residual_fast{tag}_seed{args.seed}", fit,
                                 f"the {bed} DDPM", data=(coarse, fine))
         use_prediction_settings(est, cfg)
         start = pseudo_start(est, pd.DatetimeIndex(fine["time"].values), "JJA", args.days)

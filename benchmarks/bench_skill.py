@@ -37,7 +37,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import testbeds  # noqa: E402
-from _common import cached_fit, load_pair, use_prediction_settings  # noqa: E402
+from _common import (  # noqa: E402
+    cached_fit,
+    load_pair,
+    parse_overrides,
+    use_prediction_settings,
+)
 
 from xdownscale import DownscaleConfig, Downscaler  # noqa: E402
 from xdownscale.diagnostics.baselines import (  # noqa: E402
@@ -54,13 +59,15 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
             inference: str | None = None,
             untied_row: bool = False,
             coarse_consistency: bool | None = None,
-            as_shipped: bool = False) -> tuple[pd.DataFrame, dict]:
+            as_shipped: bool = False, overrides: dict | None = None,
+            tag: str = "") -> tuple[pd.DataFrame, dict]:
     coarse, fine, elev = load_pair(bed, seed=seed)  # "demo": the shipped A1 pair
     base = DownscaleConfig.fast if config == "fast" else DownscaleConfig
     # as_shipped: fit exactly as fit() does by default (validation and spread calibration
     # after stage B), for timing; otherwise those are skipped, the scores do not use them
     cfg = base(target=target, seed=seed, verbose=False, validation=as_shipped,
-               calibrate_spread=as_shipped, coarse_consistency=coarse_consistency)
+               calibrate_spread=as_shipped, coarse_consistency=coarse_consistency,
+               **(overrides or {}))
 
     def fit():
         with warnings.catch_warnings():
@@ -72,7 +79,7 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
         est = fit()
         fit_s = time.perf_counter() - t0
     else:  # a cached model reports the fit time it was saved with
-        path = cache / f"{bed}_{season}_{model}_{target}_{config}_seed{seed}"
+        path = cache / f"{bed}_{season}_{model}_{target}_{config}{tag}_seed{seed}"
         est, fit_s = cached_fit(path, fit, what=path.name, data=(coarse, fine))
         stamp = path / "fit_seconds.txt"
         if fit_s:
@@ -131,7 +138,10 @@ def main(argv=None) -> None:
                    "default)")
     p.add_argument("--cache", default=None,
                    help="folder of fitted models: reused when present, saved when fitted")
+    p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
+                   help="configuration overrides of every fit (cached under a name with them)")
     args = p.parse_args(argv)
+    overrides, tag = parse_overrides(args.set)
     if args.threads:
         import torch
 
@@ -147,7 +157,7 @@ def main(argv=None) -> None:
                               season=season, cache=cache, inference=args.inference,
                               untied_row=args.untied,
                               coarse_consistency=False if args.no_coarse_consistency else None,
-                              as_shipped=args.as_shipped)
+                              as_shipped=args.as_shipped, overrides=overrides, tag=tag)
         for method, r in table.iterrows():
             rows.append(dict(bed=bed, season=season, model=model, target=target,
                              seed=seed, method=method, **r.to_dict(), **info))
@@ -181,7 +191,8 @@ def main(argv=None) -> None:
         (g.max() - g.min())[["margin_log10", "margin_data"]].add_suffix("_range"))
     pd.set_option("display.width", 200)
     print()
-    print(f"{args.config} configuration, seeds {args.seeds}: mean over seeds (range = max - min)")
+    print(f"{args.config} configuration{' with ' + ' '.join(args.set) if args.set else ''}, "
+          f"seeds {args.seeds}: mean over seeds (range = max - min)")
     print(summary.round(3).to_string())
     ok = (margin["margin_log10"] >= 0.05) & (margin["margin_data"] >= 0)
     print(f"\n{int(ok.sum())}/{len(ok)} fits beat bias-corrected bicubic by >= 0.05 R2 (log10) "

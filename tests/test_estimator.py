@@ -405,3 +405,44 @@ def test_the_step_is_on_by_default_for_the_generative_models_only():
     assert not DownscaleConfig.paper().ties_to_driver("ddpm")
     with pytest.raises(ConfigError, match="coarse_consistency"):
         DownscaleConfig(coarse_consistency="yes")
+
+
+def test_mix_history_swaps_whole_samples_reproducibly():
+    from xdownscale.estimator.stages import mix_history
+
+    hist, alt = torch.zeros(200, 3, 4, 4), torch.ones(200, 3, 4, 4)
+
+    def batch():
+        return {"hist": hist, "hist_coarse": alt, "y": torch.zeros(200, 1, 4, 4)}
+
+    assert torch.equal(mix_history(batch(), 0.0)["hist"], hist)  # off: the fine history
+    assert "hist_coarse" not in mix_history(batch(), 0.0)  # never reaches the model
+    assert torch.equal(mix_history(batch(), 1.0)["hist"], alt)
+    torch.manual_seed(3)
+    first = mix_history(batch(), 0.5)["hist"]
+    torch.manual_seed(3)
+    assert torch.equal(mix_history(batch(), 0.5)["hist"], first)  # seeded by train()
+    per_sample = first.flatten(1)
+    assert ((per_sample == 0).all(1) | (per_sample == 1).all(1)).all()  # whole windows
+    assert 60 < int(per_sample[:, 0].sum()) < 140
+    assert torch.equal(mix_history({"hist": hist}, 0.5)["hist"], hist)  # nothing to swap in
+
+
+def test_history_mix_trains_on_the_coarse_lags(toy_pair, monkeypatch):
+    from xdownscale.estimator import stages
+
+    coarse, fine, elev = toy_pair
+    seen = []
+    real = stages.mix_history
+
+    def spy(batch, p):
+        seen.append((p, "hist_coarse" in batch))
+        return real(batch, p)
+
+    monkeypatch.setattr(stages, "mix_history", spy)
+    est = coarse.downscale.fit(fine, elevation=elev, model="unet", seasons=["JJA"],
+                               config=tiny_config(history_mix=0.5, min_steps=2))
+    assert (0.5, True) in seen and (0.0, True) in seen  # training batches mix, validation not
+    assert est.config_.history_mix == 0.5
+    with pytest.raises(ConfigError, match="history_mix"):
+        tiny_config(history_mix=1.5)

@@ -107,6 +107,10 @@ class DownscaleConfig:
     max_steps: int | None = None
     grad_clip: float = 0.5
     weight_decay: float = 1e-5
+    # probability that a stage-B training sample sees the coarse record (on the fine grid) as
+    # its history instead of the fine one, so that the model also predicts well from a history
+    # less sharp than the truth, as a rollout's own predictions are
+    history_mix: float = 0.0
     # diffusion
     timesteps: int = 1000
     schedule: str = "squaredcos_cap_v2"
@@ -176,6 +180,9 @@ class DownscaleConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 < self.plateau_factor < 1:
             raise ConfigError(f"plateau_factor must be in (0, 1), got {self.plateau_factor!r}")
+        if not 0 <= self.history_mix <= 1:
+            raise ConfigError(f"history_mix must be a probability in [0, 1], got "
+                              f"{self.history_mix!r}")
         if not 0 <= self.eta <= 1:
             raise ConfigError(f"eta must be in [0, 1] (0: deterministic DDIM), got {self.eta!r}")
         # The sampling noise is seeded from 32 bits of the seed: a larger or negative seed

@@ -262,20 +262,27 @@ def small_loader(coarse_src: ArraySource, n_lags: int):
     return small
 
 
-def day_loaders(coarse_src: ArraySource, fine_src: ArraySource, static: StaticMaps, n_lags: int):
+def day_loaders(coarse_src: ArraySource, fine_src: ArraySource, static: StaticMaps, n_lags: int,
+                *, coarse_history: bool = False):
     """``load_day`` callables for the two training stages.
 
     Stage A (``small``): the coarse lags ``x`` (n_lags, ny, nx) and the coarse day ``y``.
     Stage B (``large``): the fine history ``hist`` (n_lags, ny, nx), the conditioning ``cond``
-    (coarse day t+1 and covariate maps) and the fine target ``y``.
+    (coarse day t+1 and covariate maps) and the fine target ``y``; with ``coarse_history``
+    also ``hist_coarse``, the same lag days of the coarse record on the fine grid (what
+    ``history_mix`` swaps in for ``hist``).
     """
 
     small = small_loader(coarse_src, n_lags)
 
     def large(day):
-        hist = fine_src.take(lag_days(day, n_lags))
+        lags = lag_days(day, n_lags)
+        hist = fine_src.take(lags)
         cond = np.concatenate([coarse_src.take([day]), static.covariates([day])[0]], axis=0)
         y = fine_src.take([day])
-        return {"hist": hist, "cond": cond, "y": y}
+        out = {"hist": hist, "cond": cond, "y": y}
+        if coarse_history:
+            out["hist_coarse"] = coarse_src.take(lags)
+        return out
 
     return small, large

@@ -62,10 +62,32 @@ def _stage_a(small, plan, load_small, starts, cfg, device, season) -> pd.DataFra
                  **_budget(cfg.small_min_steps, cfg.small_max_steps, cfg.small_epochs))
 
 
+def mix_history(batch: dict, p: float) -> dict:
+    """``batch`` with each sample's fine history swapped, with probability ``p``, for the same
+    lag days of the coarse record on the fine grid (``batch["hist_coarse"]``).
+
+    A rollout feeds the model its own predictions as history, which are smoother than the
+    truth it was trained on; a model that has also learned from the coarse history, the
+    smoothest one there is, is not thrown by them. The draw uses torch's generator, which
+    ``train`` seeds, so a fit stays reproducible.
+    """
+    alt = batch.pop("hist_coarse", None)
+    if alt is None or p <= 0:
+        return batch
+    swap = torch.rand(alt.shape[0], device=alt.device) < p
+    return {**batch, "hist": torch.where(swap[:, None, None, None], alt, batch["hist"])}
+
+
 def _stage_b(module, plan, load_large, starts, cfg, device, season, kind) -> pd.DataFrame:
     tr, va = _datasets(plan.train, plan.holdout if plan.holdout.size else plan.val,
                        load_large, starts, cfg, batch_size=cfg.batch_size, seed=cfg.seed + 1)
-    return train(module, lambda m, b: m.loss(b), tr, va, epochs=cfg.epochs, lr=cfg.lr,
+    p = cfg.history_mix
+
+    def loss(m, b):
+        # validation days are scored on their true history, as the fit is judged
+        return m.loss(mix_history(b, p if m.training else 0.0))
+
+    return train(module, loss, tr, va, epochs=cfg.epochs, lr=cfg.lr,
                  weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
                  plateau_patience=cfg.plateau_patience, plateau_factor=cfg.plateau_factor,
                  early_stop_patience=cfg.early_stop, device=device, seed=cfg.seed,
@@ -148,7 +170,8 @@ def _fit_season(est, cfg, season, data, device, pretrained=None):
     coarse_sel = data.log_coarse.sel(time=span)
     coarse_src = inputs.ArraySource(
         scaler.transform(coarse_sel), in_memory=_in_memory(coarse_sel.nbytes, cfg))
-    load_small, load_large = inputs.day_loaders(coarse_src, fine_src, data.static, cfg.n_lags)
+    load_small, load_large = inputs.day_loaders(coarse_src, fine_src, data.static, cfg.n_lags,
+                                                coarse_history=cfg.history_mix > 0)
     small_starts = data.starts
     if cfg.small_grid == "native":
         load_small, small_starts = _native_small_source(data.coarse_da, span, scaler, cfg)
