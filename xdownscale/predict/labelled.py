@@ -245,20 +245,46 @@ def _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs) -> da
             for x0, x1 in zip(xbounds[:-1], xbounds[1:], strict=True):
                 wy0, wy1 = max(0, y0 - depth), min(ny, y1 + depth)
                 wx0, wx1 = max(0, x0 - depth), min(nx, x1 + depth)
-                cblock = cdata[lo:hi, wy0:wy1, wx0:wx1]
+                window = np.s_[wy0:wy1, wx0:wx1]
+                cblock = _time_slab(cdata, lo, hi, window)
                 # the lag rows of consecutive days form (nearly) one run of the record: a
-                # plain slice of it is a few getitem tasks, where a fancy index is a shuffle
+                # plain slice of it is a few chunks, where a fancy index is a shuffle
                 first, last = int(index[lo:hi].min()), int(index[lo:hi].max())
-                hblock = hdata[first:last + 1, wy0:wy1, wx0:wx1]
+                hblock = _time_slab(hdata, first, last + 1, window)
                 keep = np.s_[..., y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
-                task = dask.delayed(_predict_block)(est_d, days[lo:hi], cblock, hblock,
-                                                    index[lo:hi] - first, (wy0, wx0), keep,
-                                                    kwargs)
+                task = dask.delayed(_predict_block, pure=True)(
+                    est_d, days[lo:hi], cblock, hblock, index[lo:hi] - first, (wy0, wx0), keep,
+                    kwargs)
                 row.append(da.from_delayed(task, shape=(members, hi - lo, y1 - y0, x1 - x0),
                                            dtype=np.float32))
             rows.append(row)
         blocks.append(rows)
     return da.block(blocks)
+
+
+def _time_slab(arr: da.Array, lo: int, hi: int, window):
+    """``arr[lo:hi][:, window]`` for a task: when ``arr`` is one chunk in space, a dict of
+    references to the time chunks that hold those rows, which the task joins and crops itself
+    (:func:`_join_slab`); else the sliced dask array (spatially tiled input). Slicing the dask
+    array adds a getitem task per chunk, a concatenation and a finalize task for every
+    prediction task: most of the scheduler's work on a cluster (``bench_scaleout.py``)."""
+    if len(arr.chunks[1]) > 1 or len(arr.chunks[2]) > 1:
+        return arr[(slice(lo, hi), *window)]
+    bounds = np.cumsum((0,) + arr.chunks[0])
+    first = int(np.searchsorted(bounds, lo, side="right")) - 1
+    last = int(np.searchsorted(bounds, hi, side="left"))
+    return {"chunks": arr.to_delayed()[first:last, 0, 0].tolist(),
+            "rows": (lo - int(bounds[first]), hi - int(bounds[first])), "window": window}
+
+
+def _join_slab(slab) -> np.ndarray:
+    """The array a :func:`_time_slab` stands for, in a task."""
+    if not isinstance(slab, dict):
+        return np.asarray(slab)
+    chunks = slab["chunks"]
+    rows = np.concatenate(chunks, axis=0) if len(chunks) > 1 else np.asarray(chunks[0])
+    lo, hi = slab["rows"]
+    return rows[(slice(lo, hi), *slab["window"])]
 
 
 _MALLOC = {"done": False}
@@ -292,8 +318,8 @@ def _keep_heap_for_torch() -> None:
 def _predict_block(est, days, cblock, hblock, rows, origin, keep, kwargs):
     """One task: ``rows`` (n, n_lags) index the lag days of ``days`` in ``hblock``."""
     _keep_heap_for_torch()
-    cblock = np.asarray(cblock)
-    hist = np.asarray(hblock)[rows]
+    cblock = _join_slab(cblock)
+    hist = _join_slab(hblock)[rows]
     return predict_days_array(est, days, cblock, hist, origin=origin, **kwargs)[keep]
 
 
