@@ -52,11 +52,22 @@ def main(argv=None):
     p.add_argument("--config", choices=["tiny", "fast"], default="tiny",
                    help="tiny: the one-epoch model of bench_rollout_memory.py; fast: "
                    "DownscaleConfig.fast() as shipped (validation and spread calibration off)")
+    p.add_argument("--demo", action="store_true",
+                   help="the shipped demo pair as it is (763 fine days from 2005-05-15, coarse "
+                   "from 2000) instead of the 400-day record from 2005-01-01")
+    p.add_argument("--ref-start", default=None,
+                   help="first day of the coarse record in the envelopes (default: the first "
+                   "fine day; the paper's envelopes span the whole MERRA-2 record)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    coarse, fine, elev = xdownscale.datasets.synthetic(
-        area="A1", seed=args.seed, coarse_start=FINE_START, coarse_end="2007-12-31",
-        fine_start=FINE_START, fine_days=args.fine_days)
+    if args.demo:
+        coarse, fine, elev = xdownscale.datasets.synthetic(area="A1", seed=args.seed)
+        args.fine_days = fine.sizes["time"]
+    else:
+        coarse, fine, elev = xdownscale.datasets.synthetic(
+            area="A1", seed=args.seed, coarse_start=FINE_START, coarse_end="2007-12-31",
+            fine_start=FINE_START, fine_days=args.fine_days)
+    ref_start = pd.Timestamp(args.ref_start or fine["time"].values[0])
 
     def fit():
         if args.config == "tiny":  # the settings of bench_rollout_memory.py
@@ -69,11 +80,12 @@ def main(argv=None):
         return coarse.downscale.fit(fine, elevation=elev, model="ddpm", seasons=None,
                                     config=cfg)
 
-    path = Path(args.cache) / f"{args.config}_ddpm_A1_{args.fine_days}d_seed{args.seed}"
+    path = Path(args.cache) / (f"{args.config}_ddpm_A1_{'demo' if args.demo else ''}"
+                               f"{args.fine_days}d_seed{args.seed}")
     est, fit_s = cached_fit(path, fit, f"the {args.config} DDPM")
     start = pd.Timestamp(fine["time"].values[-1]) + pd.Timedelta(days=1)
     end = start + pd.Timedelta(days=args.days - 1)
-    ref = regrid_like(coarse[VAR].sel(time=slice(FINE_START, end)),
+    ref = regrid_like(coarse[VAR].sel(time=slice(ref_start, end)),
                       fine[VAR].isel(time=0, drop=True))
     tables, checks = {}, {}
     for name, cc in (("no step", False), ("coarse consistency", True)):
@@ -92,7 +104,9 @@ def main(argv=None):
               + ", ".join(f"inside_{k}={res.attrs[f'inside_{k}']}" for k in
                           ("sill", "acf1", "lag1_r2")))
     env = checks["no step"]
-    print(f"\nfit {fit_s:.0f} s (0 = cached)")
+    print(f"\nfit {fit_s:.0f} s (0 = cached); envelopes from the fine record "
+          f"{pd.Timestamp(fine.time.values[0]).date()}..{pd.Timestamp(fine.time.values[-1]).date()}"
+          f" and the coarse record {ref_start.date()}..{end.date()}")
     print("\nenvelopes (season, reference: lower..upper)")
     for stat in ("sill", "acf1", "lag1_r2"):
         e = env[f"{stat}_envelope"].to_dataframe(name=stat)[stat].unstack("bound")
