@@ -153,15 +153,18 @@ def parse(spec: str) -> dict:
 
 
 def fit_or_load(args, model, coarse, fine, elev) -> tuple[Downscaler, float]:
+    preset = DownscaleConfig.fast if args.config == "fast" else DownscaleConfig
+
     def fit():
-        cfg = DownscaleConfig.fast(seed=args.seed, verbose=False)
+        cfg = preset(seed=args.seed, verbose=False)
         return coarse.downscale.fit(fine, elevation=elev, model=model, config=cfg,
                                     seasons=[args.season])
 
-    name = (f"{model}_{args.area}_{args.season}_seed{args.seed}" if args.bed is None
-            else f"{args.bed}_{model}_{args.season}_seed{args.seed}")
+    tag = "" if args.config == "fast" else f"_{args.config}"
+    name = (f"{model}_{args.area}_{args.season}{tag}_seed{args.seed}" if args.bed is None
+            else f"{args.bed}_{model}_{args.season}{tag}_seed{args.seed}")
     est, seconds = cached_fit(Path(args.cache) / name, fit, f"the {model}", data=(coarse, fine))
-    use_prediction_settings(est, DownscaleConfig.fast())  # today's inference and step
+    use_prediction_settings(est, preset())  # today's inference and step
     return est, seconds
 
 
@@ -197,6 +200,8 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--bed", default=None,
                    help="a test-bed of tests/testbeds.py instead of the demo pair")
     p.add_argument("--members", type=int, default=8)
+    p.add_argument("--config", choices=["fast", "default"], default="fast",
+                   help="DownscaleConfig.fast() or DownscaleConfig() (cached as <name>_default)")
     p.add_argument("--days", type=int, default=None, help="first N test days (default all)")
     p.add_argument("--settings", default=None, help="comma-separated "
                    "sampler:steps:eta:fusion[:stride] (default: every setting)")
@@ -277,7 +282,7 @@ def main(argv=None) -> pd.DataFrame:
     print(f"\nunet: MAE {unet_mae:.4f} (log10), sv1 {unet_tex['sv1']:.3f}, "
           f"ps_hi {unet_tex['ps_hi']:.3f}")
     pair = f"test-bed {args.bed}" if args.bed else f"synthetic {args.area} demo pair"
-    print(f"\n{pair}, {args.season}, {len(days)} test days, "
+    print(f"\n{pair}, {args.config} configuration, {args.season}, {len(days)} test days, "
           f"{args.members} members, seed {args.seed}; log10 space; unet MAE {unet_mae:.4f}")
     print(df.to_string(index=False, float_format="{:.3f}".format, na_rep="-"))
     print("\nstitching, independent-patch variance factor sum w^2 / (sum w)^2 (interior mean):")

@@ -72,10 +72,16 @@ def main(argv=None) -> pd.DataFrame:
                    help="bench_skill.py's --cache folder (the test-beds' fitted models)")
     p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
                    help="configuration overrides of the test-bed fits (as bench_skill.py --set)")
+    p.add_argument("--model", default=None,
+                   help="a saved estimator fitted on the shipped demo pair (say, with the "
+                   "default configuration): rolled out over the last --days consecutive "
+                   "days of its season with a lag window")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.beds:
         return _beds(args)
+    if args.model:
+        return _saved(args)
     coarse, fine, elev = xdownscale.datasets.synthetic(area="A1", seed=args.seed,
                                                        fine_days=args.fine_days)
 
@@ -119,6 +125,20 @@ def _beds(args) -> pd.DataFrame:
     print(table[["bed", "run", "source", "r2", "abs_mean_log10_bias", "r2_data", "drift"]]
           .to_string(index=False, float_format="{:.3f}".format))
     return table
+
+
+def _saved(args) -> pd.DataFrame:
+    """A saved estimator on the shipped demo pair, with the prediction settings it was saved
+    with."""
+    est = xdownscale.Downscaler.load(args.model)
+    coarse, fine, _ = load_pair("demo", seed=args.seed)
+    (season,) = est.seasons_[:1]
+    start = pseudo_start(est, pd.DatetimeIndex(fine["time"].values), season, args.days)
+    if start is None:
+        raise SystemExit(f"no {args.days} consecutive {season} days with a lag window")
+    print(f"\nshipped demo pair, saved model {args.model} ({est.model}, {season}, "
+          f"inference {est.config_.inference})")
+    return evaluate(est, coarse, fine, start, args, tag="_" + Path(args.model).name)
 
 
 def evaluate(est, coarse, fine, start, args, *, fit_s=0.0, tag="") -> pd.DataFrame:
