@@ -284,6 +284,9 @@ def test_rollout_resumes_identically(fitted, toy_pair, tmp_path, monkeypatch):
     resumed = est.rollout(coarse, history=fine, start="2007-06-17", end="2007-06-24", seed=7,
                           store=store)
     np.testing.assert_array_equal(resumed["DUEXTTAU"].values, full["DUEXTTAU"].values)
+    # the DDPM carries its one-step mean (default carry="mean"), rebuilt from the store
+    np.testing.assert_array_equal(resumed["DUEXTTAU_history"].values,
+                                  full["DUEXTTAU_history"].values)
 
 
 def test_rollout_gap_in_driver_names_dates(fitted, toy_pair):

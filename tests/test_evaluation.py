@@ -13,7 +13,7 @@ from conftest import tiny_config
 
 from xdownscale import diagnostics as dg
 from xdownscale.data.regrid import regrid_like
-from xdownscale.errors import TimeAxisError, XDownscaleWarning
+from xdownscale.errors import ConfigError, StoreError, TimeAxisError, XDownscaleWarning
 from xdownscale.predict import drift as drift_mod
 from xdownscale.predict import labelled as prediction_mod
 from xdownscale.predict import rollout as rollout_mod
@@ -256,3 +256,59 @@ def test_report_rollout_writes_tables_and_figures(est, toy_pair, monkeypatch, tm
     assert "lead days 5-6" in text and "envelopes" in text
     assert (tmp_path / "tables" / "T_rollout_skill_JJA.csv").is_file()
     assert len(figs) == 2 and all((tmp_path / rel).is_file() for _, rel in figs)
+
+
+def _steps_stub(monkeypatch):
+    """A kernel that returns yesterday's map, doubled unless it samples one DDIM step."""
+
+    def kernel(est, days, coarse_log, hist_log, *, members, sampler, steps, **kwargs):
+        gain = 1.0 if (sampler == "ddim" and steps == 1) else 2.0
+        one = (gain * 10.0 ** hist_log[:, -1]).astype(np.float32)
+        return np.repeat(one[None], members, axis=0)
+
+    monkeypatch.setattr(rollout_mod, "predict_days_array", kernel)
+
+
+def test_rollout_carries_the_one_step_mean_not_the_sampled_output(est, toy_pair, monkeypatch,
+                                                                  tmp_path):
+    coarse, fine, _ = toy_pair
+    _steps_stub(monkeypatch)
+    history = fine.sel(time=slice(None, "2006-06-30"))
+    seed_day = history[VAR].isel(time=-1).values
+    kw = dict(history=history, start=START, end="2006-07-04", coarse_consistency=False,
+              drift_threshold=None, steps=3)
+    mean = est.rollout(coarse, **kw)  # carry="mean": every day starts from the seed day
+    for k in range(4):
+        np.testing.assert_allclose(mean[VAR].values[k], 2 * seed_day, rtol=1e-5)
+        np.testing.assert_allclose(mean[f"{VAR}_history"].values[k], seed_day, rtol=1e-5)
+    ens = est.rollout(coarse, carry="ensemble", **kw)  # the output itself feeds back
+    assert f"{VAR}_history" not in ens
+    for k in range(4):
+        np.testing.assert_allclose(ens[VAR].values[k], 2 ** (k + 1) * seed_day, rtol=1e-5)
+    # one member of one DDIM step is the mean already: no second pass, no extra field
+    one = est.rollout(coarse, **{**kw, "steps": 1})
+    assert f"{VAR}_history" not in one
+    np.testing.assert_allclose(one[VAR].values[-1], seed_day, rtol=1e-5)
+    # a store records the choice; an older store (no attribute) carried the ensemble mean
+    store = tmp_path / "old.zarr"
+    est.rollout(coarse, carry="ensemble", store=store, **kw)
+    import zarr
+
+    attrs = zarr.open_group(str(store), mode="r+", use_consolidated=False).attrs
+    del attrs["xdownscale_rollout_carry"]
+    rollout_mod._consolidate(store)
+    again = est.rollout(coarse, carry="ensemble", store=store, **kw)
+    np.testing.assert_array_equal(again[VAR].values, ens[VAR].values)
+    with pytest.raises(StoreError, match="carry.*'ensemble'.*'mean'"):
+        est.rollout(coarse, store=store, **kw)
+    with pytest.raises(ConfigError, match="carry"):
+        est.rollout(coarse, carry="members", **kw)
+
+
+def test_the_unet_carries_its_own_prediction(toy_pair, monkeypatch):
+    coarse, fine, elev = toy_pair
+    unet = coarse.downscale.fit(fine, elevation=elev, model="unet", config=tiny_config(),
+                                seasons=["JJA"])
+    out = unet.rollout(coarse, history=fine.sel(time=slice(None, "2006-06-30")), start=START,
+                       end="2006-07-02")
+    assert f"{VAR}_history" not in out and out.attrs["xdownscale_rollout_carry"] == "mean"

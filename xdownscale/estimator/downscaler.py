@@ -242,11 +242,16 @@ class Downscaler:
     def rollout(self, coarse, history=None, start=None, end=None, store=None, members: int = 1,
                 seed: int | None = None, sampler: str | None = None, steps: int | None = None,
                 nan_days: str = "raise", drift_threshold: float | None = DEFAULT_DRIFT_THRESHOLD,
-                coarse_consistency: bool | None = None):
+                coarse_consistency: bool | None = None, carry: str = "mean"):
         """Autoregressive downscaling past the end of the fine record.
 
         Seeded with the last ``n_lags`` days of ``history`` before ``start``; each predicted
-        day (ensemble mean) is appended to the history of the next. With ``store`` (a zarr
+        day is appended to the history of the next. What is appended: with ``carry="mean"``
+        (default) the DDPM's one-step estimate of the day's conditional mean (one more DDIM
+        step per day; returned and stored as ``<var>_history``), whatever ``members`` and
+        ``sampler`` make the output; with ``carry="ensemble"`` (and always for the U-Net and
+        the VAE) the output's ensemble mean, which for one sampled member carries its noise
+        into every later day. With ``store`` (a zarr
         path) each day is written as soon as it is done and a rerun resumes at the first
         missing day, giving the same result as an uninterrupted run. A coarse day with NaN is
         refused (``nan_days="raise"``) or left undone (``"skip"``); see the reliability page.
@@ -264,7 +269,8 @@ class Downscaler:
         self._check_fitted("rollout")
         return rollout(self, coarse, history, start=start, end=end, store=store, members=members,
                        seed=seed, sampler=sampler, steps=steps, nan_days=nan_days,
-                       drift_threshold=drift_threshold, coarse_consistency=coarse_consistency)
+                       drift_threshold=drift_threshold, coarse_consistency=coarse_consistency,
+                       carry=carry)
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path) -> None:

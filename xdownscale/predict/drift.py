@@ -112,12 +112,18 @@ class RolloutCheck:
         if self._geom is not None:
             self.offset = cell_offsets(fine, drv, self._geom)
 
+    def tie(self, day, vals: np.ndarray, drv_log: np.ndarray) -> np.ndarray:
+        """``vals`` (members, 1, ny, nx) in data units, tied to the driver when the step is on
+        (nothing recorded: what :meth:`__call__` and a rollout's carried mean share)."""
+        if self._geom is None:
+            return vals
+        offset = self._season_offsets.get(str(season_of(pd.DatetimeIndex([day]))[0]),
+                                          self.offset)
+        return _tie_members(vals[:, 0], drv_log, self._geom, offset, self._eps)[:, None]
+
     def __call__(self, day, vals: np.ndarray, drv_log: np.ndarray) -> np.ndarray:
         """``vals`` (members, 1, ny, nx) in data units -> the same, corrected if asked."""
-        if self._geom is not None:
-            offset = self._season_offsets.get(str(season_of(pd.DatetimeIndex([day]))[0]),
-                                              self.offset)
-            vals = _tie_members(vals[:, 0], drv_log, self._geom, offset, self._eps)[:, None]
+        vals = self.tie(day, vals, drv_log)
         mean_log = np.log10(np.maximum(vals.mean(axis=0)[0], self._eps))
         drift = float(_domain_log_bias(mean_log, drv_log)) - self.reference
         self.days.append(pd.Timestamp(day))

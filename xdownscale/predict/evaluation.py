@@ -61,7 +61,7 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
                      steps: int | None = None,
                      coarse_consistency: bool | None = None,
                      drift_threshold: float | None = None, crps: str = "fair",
-                     true_history: xr.Dataset | None = None) -> xr.Dataset:
+                     true_history: xr.Dataset | None = None, carry: str = "mean") -> xr.Dataset:
     """Roll out from ``start`` as if the fine record ended the day before; score by lead day.
 
     Parameters
@@ -85,6 +85,8 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
         :mod:`xdownscale.predict.drift`); default the config's (on for the generative models).
         False scores both
         uncorrected.
+    carry : {"mean", "ensemble"}
+        What each rolled-out day passes to the next (:meth:`Downscaler.rollout`).
     drift_threshold : float, optional
         Passed to the rollout's drift warning; None (default) keeps the evaluation quiet.
     crps : {"fair", "standard"}
@@ -137,7 +139,7 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
     check = RolloutCheck(drift_threshold, coarse_consistency=coarse_consistency,
                          keep_members=members > 1)
     rolled = rollout(est, span, history, start=rdays[0], end=rdays[-1], members=members,
-                     seed=seed, sampler=sampler, steps=steps, check=check)
+                     seed=seed, sampler=sampler, steps=steps, check=check, carry=carry)
     rolled_da = _as_members(check, rdays, truth) if members > 1 else rolled[var]
     direct = true_history if true_history is not None else est.predict(
         coarse_da.sel(time=rdays), history=fine_da, members=members, seed=seed,
@@ -177,7 +179,8 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
     out.attrs = {
         "xdownscale_evaluation": "pseudo out-of-data rollout", "start": str(start.date()),
         "days": int(days), "members": int(members), "model": est.model,
-        "coarse_consistency": int(bool(coarse_consistency)), "n_training_days": n_train,
+        "coarse_consistency": int(bool(coarse_consistency)), "carry": carry,
+        "n_training_days": n_train,
         **{f"bicubic_log_bias_{s}": b for s, b in bias.items()},
     }
     return out
