@@ -29,7 +29,8 @@ def main(argv=None):
     if args.quick:
         config = config.replace(small_widths=(8, 16, 32), large_widths=(8, 16, 32), epochs=1,
                                 small_epochs=1, small_max_days=30, patches_per_day=8,
-                                sample_steps=4, infer_stride=8, min_steps=0)
+                                sample_steps=4, infer_stride=8, min_steps=0,
+                                small_min_steps=0)
     est = coarse.downscale.fit(fine, elevation=elev, model="ddpm", config=config, seasons=["JJA"])
     print(est)
 

@@ -86,7 +86,8 @@ def main(argv=None):
     if args.quick:
         config = config.replace(small_widths=(8, 16, 32), large_widths=(8, 16, 32), epochs=1,
                                 small_epochs=1, small_max_days=30, patches_per_day=8,
-                                infer_stride=8, min_steps=0, verbose=False)
+                                infer_stride=8, min_steps=0,
+                                small_min_steps=0, verbose=False)
     est = coarse.downscale.fit(fine, elevation=elev, model="unet", config=config,
                                seasons=[args.season])
     days = est.test_days_[args.season]

@@ -83,7 +83,7 @@ def tiny_config(**overrides):
     from xdownscale import DownscaleConfig
 
     base = dict(small_widths=(8, 16, 32), large_widths=(8, 16, 32), small_epochs=1,
-                small_max_days=24, epochs=1, min_steps=0, sample_steps=3, verbose=False,
+                small_max_days=24, epochs=1, min_steps=0, small_min_steps=0, sample_steps=3, verbose=False,
                 patches_per_day=4, infer_stride=8, timesteps=50, vae_latent=8)
     base.update(overrides)
     return DownscaleConfig.fast(**base)

@@ -410,6 +410,21 @@ def test_the_step_is_on_by_default_for_the_generative_models_only():
         DownscaleConfig(coarse_consistency="yes")
 
 
+def test_presets_mean_share_and_stage_a_floor():
+    from xdownscale import DownscaleConfig
+    from xdownscale.estimator.modules import SeasonModule
+
+    fast, paper, default = DownscaleConfig.fast(), DownscaleConfig.paper(), DownscaleConfig()
+    assert (fast.mean_share, paper.mean_share, default.mean_share) == (0.0, 0.0, 0.0)
+    assert fast.small_min_steps == 400 and paper.small_min_steps == 0
+    # the setting reaches the diffusion model the fit trains
+    module = SeasonModule("ddpm", tiny_config(mean_share=0.4))
+    assert module.large.mean_share == 0.4
+    for bad in (-0.1, 1.0, 2):
+        with pytest.raises(ConfigError, match="mean_share"):
+            DownscaleConfig(mean_share=bad)
+
+
 def test_mix_history_swaps_whole_samples_reproducibly():
     from xdownscale.estimator.stages import mix_history
 

@@ -66,7 +66,7 @@ def run_dir(tmp_path):
         "config": "fast",
         "overrides": {"small_widths": [8, 16, 32], "large_widths": [8, 16, 32], "epochs": 1,
                       "small_epochs": 1, "small_max_days": 20, "patches_per_day": 4,
-                      "infer_stride": 8, "verbose": False},
+                      "infer_stride": 8, "small_min_steps": 0, "verbose": False},
         "predict": {"members": 1},
     }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))

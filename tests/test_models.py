@@ -299,6 +299,32 @@ def test_state_conversion_roundtrip():
     assert dm.to_state(torch.tensor([0.0, 1.0])).tolist() == [-1.0, 1.0]
 
 
+def test_mean_share_draws_that_share_of_training_steps_at_the_last_step():
+    class Spy(nn.Module):
+        out_channels = 1
+
+        def __init__(self):
+            super().__init__()
+            self.steps = []
+
+        def forward(self, x, t, film=None):
+            self.steps.append(t.clone())
+            return x[:, :1]
+
+    T, n = 50, 4000
+    for share in (0.0, 0.3):
+        spy = Spy()
+        dm = DiffusionModel(spy, num_train_timesteps=T, data="standard", mean_share=share)
+        dm.loss(torch.zeros(n, 1, 2, 2), torch.zeros(n, 1, 2, 2))
+        t = spy.steps[0]
+        # uniform steps put 1/T of the samples at T - 1 on their own
+        expected = share + (1 - share) / T
+        assert (t == T - 1).float().mean().item() == pytest.approx(expected, abs=0.025)
+        assert t.min() >= 0 and t.max() <= T - 1
+    with pytest.raises(ConfigError, match="mean_share"):
+        DiffusionModel(Spy(), mean_share=1.0)
+
+
 def test_diffusion_loss_decreases_on_toy_problem():
     # x0 is a simple function of the conditioning: the denoiser only has to copy it
     net = ConditionalUNet(2, widths=W, time_embed=True)

@@ -64,7 +64,8 @@ class SeasonModule(TransferModel):
             net = ConditionalUNet(in_ch + 1, widths=widths, time_embed=True, film_dim=film_dim,
                                   head=head)
             large = DiffusionModel(net, num_train_timesteps=cfg.timesteps, schedule=cfg.schedule,
-                                   data="standard" if residual else "unit")
+                                   data="standard" if residual else "unit",
+                                   mean_share=cfg.mean_share)
         elif kind == "unet":
             large = ConditionalUNet(in_ch, widths=widths, film_dim=film_dim, head=head)
         elif kind == "vae":

@@ -68,6 +68,10 @@ class DiffusionModel(nn.Module):
     data : {"unit", "standard"}, default "unit"
         The data space (see the module notes): [0, 1] data mapped to [-1, 1], or
         standardised data used as the state as they are.
+    mean_share : float, default 0.0
+        Share of training samples drawn at the last step (t = T - 1, pure noise), where the
+        network's x0 is its estimate of the conditional mean, rather than uniformly over the
+        steps. 0: uniform steps (the paper).
 
     Examples
     --------
@@ -82,10 +86,14 @@ class DiffusionModel(nn.Module):
     """
 
     def __init__(self, net: nn.Module, num_train_timesteps: int = 1000,
-                 schedule: str = "squaredcos_cap_v2", data: str = "unit") -> None:
+                 schedule: str = "squaredcos_cap_v2", data: str = "unit",
+                 mean_share: float = 0.0) -> None:
         super().__init__()
         if data not in DATA_SPACES:
             raise ConfigError(f"data={data!r} is not one of {list(DATA_SPACES)}")
+        if not 0 <= mean_share < 1:
+            raise ConfigError(f"mean_share must be in [0, 1), got {mean_share!r}")
+        self.mean_share = float(mean_share)
         self.net = net
         self.num_train_timesteps = int(num_train_timesteps)
         self.schedule = schedule
@@ -148,10 +156,14 @@ class DiffusionModel(nn.Module):
              film: torch.Tensor | None = None) -> torch.Tensor:
         """MAE between ``x0`` (B, C, p, p, data space) and the network's x0 from a noised copy.
 
-        One step t ~ U{0, ..., T-1} and one Gaussian noise draw per sample, from torch's
-        global generator (seeded by the training loop).
+        One step t ~ U{0, ..., T-1} (or, for a ``mean_share`` of the samples, t = T - 1) and
+        one Gaussian noise draw per sample, from torch's global generator (seeded by the
+        training loop).
         """
         t = torch.randint(0, self.num_train_timesteps, (x0.shape[0],), device=x0.device)
+        if self.mean_share > 0:
+            last = torch.rand(x0.shape[0], device=x0.device) < self.mean_share
+            t = torch.where(last, self.num_train_timesteps - 1, t)
         noise = torch.randn_like(x0)
         x_t = self._noise_scheduler.add_noise(self.to_state(x0), noise, t)
         return F.l1_loss(self.predict_x0(x_t, t, cond, film), x0)
