@@ -17,6 +17,7 @@ spread (min-max) over seeds of the margin over ``bicubic_bc``.
     python benchmarks/bench_skill.py --beds base short-record --targets residual direct
     python benchmarks/bench_skill.py --config default --beds base fast-wind --seeds 0
     python benchmarks/bench_skill.py --cache DIR --untied    # + <model>_untied rows (no step)
+    python benchmarks/bench_skill.py --cache DIR --one-step  # + ddpm_1step rows (DDIM-1, 1 member)
 
 Writes ``--out`` (a CSV of every row) when given; ``--cache DIR`` keeps the fitted models, so
 a rerun (say, after a change to prediction) only predicts and scores. Figures measured with this script are in the
@@ -58,6 +59,7 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
             season: str = "JJA", cache: Path | None = None,
             inference: str | None = None,
             untied_row: bool = False,
+            one_step_row: bool = False,
             coarse_consistency: bool | None = None,
             as_shipped: bool = False, overrides: dict | None = None,
             tag: str = "") -> tuple[pd.DataFrame, dict]:
@@ -105,6 +107,9 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
         if tied:
             rows[model] = coarse_consistent(pred, coarse, reference=fine.sel(time=train),
                                             method=cfg.regrid_method)
+    if one_step_row and model == "ddpm":  # the model's conditional-mean estimate, one pass
+        rows[f"{model}_1step"] = est.predict(coarse.sel(time=days), history=fine, members=1,
+                                             steps=1, seed=seed, inference=inference)
     table = score_against_baselines(rows, truth.sel(time=days))
     steps = int(est.training_log_.loc[(season, "B")]["steps"].iloc[-1])
     info = dict(fit_s=fit_s, predict_s=pred_s, steps_b=steps, n_train_days=len(plan.train))
@@ -126,6 +131,9 @@ def main(argv=None) -> None:
                    help="DDPM ensemble size (its mean is scored; 8 as in the training guide)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=None, help="CSV of every row")
+    p.add_argument("--one-step", action="store_true",
+                   help="also score the DDPM's one-step prediction (DDIM-1, one member: its "
+                   "estimate of the conditional mean) as ddpm_1step")
     p.add_argument("--untied", action="store_true",
                    help="also score each prediction without the coarse-consistency step (rows "
                    "<model>_untied; the step is then applied after the fact for the main row, "
@@ -156,6 +164,7 @@ def main(argv=None) -> None:
         table, info = run_one(bed, seed, model, target, args.config, args.members,
                               season=season, cache=cache, inference=args.inference,
                               untied_row=args.untied,
+                              one_step_row=args.one_step,
                               coarse_consistency=False if args.no_coarse_consistency else None,
                               as_shipped=args.as_shipped, overrides=overrides, tag=tag)
         for method, r in table.iterrows():
@@ -166,7 +175,10 @@ def main(argv=None) -> None:
               f"{t.loc[model, 'r2_log10']:.3f} (bc {t.loc['bicubic_bc', 'r2_log10']:.3f}"
               f", bicubic {t.loc['bicubic', 'r2_log10']:.3f}"
               + (f", without the step {t.loc[f'{model}_untied', 'r2_log10']:.3f}"
-                 if f"{model}_untied" in t.index else "") + "); R2 data "
+                 if f"{model}_untied" in t.index else "")
+              + (f", one step {t.loc[f'{model}_1step', 'r2_log10']:.3f} / "
+                 f"{t.loc[f'{model}_1step', 'r2_data']:.3f}"
+                 if f"{model}_1step" in t.index else "") + "); R2 data "
               f"{t.loc[model, 'r2_data']:.3f} (bc {t.loc['bicubic_bc', 'r2_data']:.3f}); "
               f"fit {info['fit_s']:.0f} s ({info['steps_b']} steps), predict "
               f"{info['predict_s']:.0f} s", flush=True)
