@@ -121,7 +121,7 @@ class DownscaleConfig:
     eta: float = 0.0
     # share of the DDPM's training samples drawn at the last (pure-noise) step, where its x0 is
     # the conditional mean that the ensemble mean approximates; the rest uniform over steps.
-    # 0.25 raised fast()'s R2 (log10) on 10 of 14 test-bed fits, but on one bed's extreme event
+    # 0.25 raised fast()'s R2 (log10) on 9 of 14 test-bed fits, but on one bed's extreme event
     # a DDIM-10 member blew up in data units: off until that is guarded (docs' training guide)
     mean_share: float = 0.0
     fusion: str = "posthoc"
