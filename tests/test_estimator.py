@@ -464,3 +464,36 @@ def test_history_mix_trains_on_the_coarse_lags(toy_pair, monkeypatch):
     assert est.config_.history_mix == 0.5
     with pytest.raises(ConfigError, match="history_mix"):
         tiny_config(history_mix=1.5)
+
+
+def test_the_driver_is_clamped_and_older_saves_keep_their_unclamped_driver(fitted, toy_pair,
+                                                                          tmp_path):
+    from xdownscale import DownscaleConfig
+    from xdownscale.data.regrid import regrid_like
+    from xdownscale.data.transforms import log10_transform
+    from xdownscale.estimator.checkpoint import _sha256
+    from xdownscale.predict.labelled import fine_template, prepare_coarse
+
+    assert DownscaleConfig().regrid_clamp and DownscaleConfig.fast().regrid_clamp
+    assert not DownscaleConfig.paper().regrid_clamp
+    coarse, fine, _ = toy_pair
+    est = fitted["unet"]
+    days = _test_days(est)
+    drv = prepare_coarse(est, coarse.sel(time=days)).values
+    cda = coarse["DUEXTTAU"].sel(time=days)
+    clamped, plain = (log10_transform(regrid_like(cda, fine_template(est), clamp=c)).values
+                      for c in (True, False))
+    np.testing.assert_array_equal(drv, clamped)
+    assert not np.array_equal(clamped, plain)  # the toy pair does overshoot somewhere
+    # a save from before the field: its model was trained on the plain bicubic driver
+    est.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "estimator.json").read_text())
+    del meta["config"]["regrid_clamp"]
+    (tmp_path / "m" / "estimator.json").write_text(json.dumps(meta))
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    manifest["files"]["estimator.json"] = _sha256(tmp_path / "m" / "estimator.json")
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    old = Downscaler.load(tmp_path / "m")
+    assert old.config_.regrid_clamp is False
+    np.testing.assert_array_equal(prepare_coarse(old, coarse.sel(time=days)).values, plain)
+    assert Downscaler.load(tmp_path / "m").config_.to_dict().keys() == est.config_.to_dict().keys()

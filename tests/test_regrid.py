@@ -395,3 +395,65 @@ def test_regridder_keeps_weights_and_matches_regrid_like():
         regridder(src.isel(lat=slice(1, None)))
     with pytest.raises(ConfigError, match="alias"):
         Regridder(src, dst, "patch")
+
+
+# --- clamped interpolation -------------------------------------------------------------------
+
+def _bracket_range_brute(src, lat, lon, ty, tx):
+    """Min and max of the 2 x 2 source values around each target point, by loops (on a
+    source row or column, the two values along it: the interpolation is 1-D there)."""
+    def around(c, v):
+        if np.isin(v, c):
+            return [int(np.flatnonzero(c == v)[0])]
+        i = np.searchsorted(c, v) - 1
+        return [i, i + 1]
+
+    lo = np.empty((ty.size, tx.size))
+    hi = np.empty_like(lo)
+    for a, y in enumerate(ty):
+        for b, x in enumerate(tx):
+            box = src[np.ix_(around(lat, y), around(lon, x))]
+            lo[a, b], hi[a, b] = box.min(), box.max()
+    return lo, hi
+
+
+@pytest.mark.parametrize("backend", ["numpy", "dask"])
+def test_clamp_is_cubic_clipped_to_the_bracketing_values(backend):
+    lat, lon = 10 + 0.5 * np.arange(9), 30 + 0.625 * np.arange(11)
+    # sparse plumes on a near-zero background: cubic overshoots below zero beside them
+    field = RNG.random((4, 9, 11)) ** 8
+    src = _grid(lat, lon, field, ntime=4)
+    ty, tx = np.linspace(10.1, 13.9, 23), np.linspace(30.05, 36.2, 29)
+    tgt = _target(ty, tx)
+    plain = regrid_like(src, tgt, "cubic")
+    inp = src.chunk(time=3) if backend == "dask" else src
+    with raise_if_dask_computes():
+        out = regrid_like(inp, tgt, "cubic", clamp=True)
+    assert out.attrs["regrid_clamp"] == 1 and "regrid_clamp" not in plain.attrs
+    assert (plain.values < 0).any()  # the case the clamp is for
+    for k in range(4):
+        lo, hi = _bracket_range_brute(field[k], lat, lon, ty, tx)
+        np.testing.assert_allclose(out.values[k], np.clip(plain.values[k], lo, hi), atol=1e-12)
+    assert out.values.min() >= 0
+    inside = (plain.values >= out.values - 1e-15) & (plain.values <= out.values + 1e-15)
+    assert inside.mean() > 0.5  # most points did not overshoot and are unchanged
+
+
+def test_clamp_keeps_nan_and_refuses_what_it_cannot_clip():
+    from xdownscale.data.regrid import Regridder
+
+    lat, lon = 0.5 * np.arange(8), 0.5 * np.arange(8)
+    data = RNG.random((8, 8))
+    data[3, 4] = np.nan
+    src = _grid(lat, lon, data)
+    tgt = _target(np.linspace(0.1, 3.4, 12), np.linspace(0.2, 3.3, 12))
+    np.testing.assert_array_equal(np.isnan(regrid_like(src, tgt, clamp=True).values),
+                                  np.isnan(regrid_like(src, tgt).values))
+    # linear never leaves the bracket: clamped or not, the same numbers
+    np.testing.assert_array_equal(regrid_like(src, tgt, "linear", clamp=True).values,
+                                  regrid_like(src, tgt, "linear").values)
+    assert "clamped" in repr(Regridder(src, tgt, clamp=True))
+    with pytest.raises(ConfigError, match="averages"):
+        regrid_like(src, _target(np.array([1.0]), np.array([1.0])), "conservative", clamp=True)
+    with pytest.raises(ConfigError, match="numpy"):
+        regrid_like(src, tgt, "linear", backend="xesmf", clamp=True)

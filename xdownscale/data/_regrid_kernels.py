@@ -23,6 +23,7 @@ __all__ = [
     "_bin_mean_matrices",
     "_overlap_matrix",
     "_apply_separable",
+    "_bracket",
 ]
 
 INTERP_METHODS = ("cubic", "linear", "nearest", "spline")
@@ -222,6 +223,38 @@ def _overlap_matrix(src_edges: np.ndarray, dst_edges: np.ndarray, *,
     return (sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ w).tocsr()
 
 
+def _bracket(w_linear: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """The two source indices that bracket each destination point of one axis, read off the
+    linear weights of that axis (one index twice on an exact node hit; ``0, 0`` where the row
+    is empty, which the clamp leaves NaN anyway)."""
+    nnz = np.diff(w_linear.indptr)
+    if w_linear.nnz == 0:
+        zero = np.zeros(w_linear.shape[0], np.intp)
+        return zero, zero
+    first = w_linear.indices[np.minimum(w_linear.indptr[:-1], w_linear.nnz - 1)]
+    last = w_linear.indices[np.maximum(w_linear.indptr[1:] - 1, 0)]
+    return np.where(nnz > 0, first, 0), np.where(nnz > 0, last, 0)
+
+
+def _clamp_to_bracket(out: np.ndarray, arr: np.ndarray, by, bx) -> np.ndarray:
+    """``out`` (lead, ny_out, nx_out) clipped to the range of the 2 x 2 source values around
+    each destination point (``by``/``bx``: :func:`_bracket` of each axis).
+
+    A cubic interpolant overshoots next to a sharp peak: between a plume and a clean
+    background it can dip below zero, which a later logarithm turns into a hole at its floor.
+    Clipping to the bracketing values (the usual limiter of clamped bicubic resampling) keeps
+    the result between its neighbours, hence non-negative for non-negative data, and leaves
+    every point that did not overshoot unchanged. NaN outputs stay NaN.
+    """
+    (y0, y1), (x0, x1) = by, bx
+    lo_y = np.fmin(arr[:, y0, :], arr[:, y1, :])
+    hi_y = np.fmax(arr[:, y0, :], arr[:, y1, :])
+    lo = np.fmin(lo_y[:, :, x0], lo_y[:, :, x1])
+    hi = np.fmax(hi_y[:, :, x0], hi_y[:, :, x1])
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(out), out, np.minimum(np.maximum(out, lo), hi)).astype(out.dtype)
+
+
 def _matmul_axis(arr: np.ndarray, w: sp.csr_matrix, axis: int) -> np.ndarray:
     """``w`` applied along ``axis`` (-2 or -1) of a 3-D array ``(lead, ny, nx)``."""
     if axis == -1:
@@ -243,7 +276,7 @@ def _separable(arr: np.ndarray, wy: sp.csr_matrix, wx: sp.csr_matrix) -> np.ndar
 
 
 def _apply_separable(arr: np.ndarray, wy: sp.csr_matrix, wx: sp.csr_matrix, *,
-                     nan: str = "propagate", dtype=None) -> np.ndarray:
+                     nan: str = "propagate", dtype=None, bracket=None) -> np.ndarray:
     """``Wy @ arr @ Wx.T`` over the last two axes of ``arr`` for all leading indices at once.
 
     Parameters
@@ -258,6 +291,9 @@ def _apply_separable(arr: np.ndarray, wy: sp.csr_matrix, wx: sp.csr_matrix, *,
         weighted mean of the valid sources, NaN where none is valid.
     dtype : numpy dtype, optional
         Output and compute dtype; default: floating version of ``arr.dtype``.
+    bracket : tuple, optional
+        ``(by, bx)``, the :func:`_bracket` index pairs of each axis: clip the result to the
+        range of the bracketing source values (:func:`_clamp_to_bracket`).
 
     Returns
     -------
@@ -286,4 +322,6 @@ def _apply_separable(arr: np.ndarray, wy: sp.csr_matrix, wx: sp.csr_matrix, *,
     empty_x = np.diff(wx.indptr) == 0
     out[:, empty_y, :] = np.nan
     out[:, :, empty_x] = np.nan
+    if bracket is not None:
+        out = _clamp_to_bracket(out, a, *bracket)
     return out.reshape(*lead_shape, *out.shape[-2:])

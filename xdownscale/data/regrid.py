@@ -25,6 +25,12 @@ Methods
     Area-weighted mean of the overlapping source cells (exact spherical cell areas),
     NaN-aware: the fine-to-coarse operator.
 
+``clamp=True`` clips an interpolation to the range of the four source values around each
+target point. Cubic interpolation overshoots beside a sharp peak, and between a dust plume and
+a clean background it can go negative, which a later ``log10`` turns into a hole at its
+floor; clamped, the field stays between its neighbours (and non-negative), and points that did
+not overshoot are unchanged.
+
 xESMF's names ``"bilinear"``, ``"nearest_s2d"`` and ``"conservative_normed"`` are accepted
 as aliases of ``"linear"``, ``"nearest"`` and ``"conservative"``. For many fields on the same
 pair of grids, build a :class:`Regridder` once: it keeps the weights, as xESMF's does.
@@ -52,6 +58,7 @@ from ._regrid_kernels import (
     INTERP_METHODS,
     _apply_separable,
     _bin_mean_matrices,
+    _bracket,
     _interp_matrix,
     _overlap_matrix,
     cell_edges,
@@ -161,7 +168,7 @@ def _axis_matrix(src: np.ndarray, dst: np.ndarray, method: str, axis: str,
 
 def _regrid_dataarray(da: xr.DataArray, lat: Hashable, lon: Hashable, target_coords: dict,
                       wy: sp.csr_matrix, wx: sp.csr_matrix, method: str,
-                      keep_attrs: bool) -> xr.DataArray:
+                      keep_attrs: bool, bracket=None) -> xr.DataArray:
     lat_t, lon_t = list(target_coords)
     if da.chunks is not None:
         chunks = dict(zip(da.dims, da.chunks, strict=True))
@@ -180,7 +187,7 @@ def _regrid_dataarray(da: xr.DataArray, lat: Hashable, lon: Hashable, target_coo
         _apply_separable, da,
         input_core_dims=[[lat, lon]], output_core_dims=[[lat_t, lon_t]],
         exclude_dims={lat, lon},
-        kwargs={"wy": wy, "wx": wx, "nan": nan, "dtype": out_dtype},
+        kwargs={"wy": wy, "wx": wx, "nan": nan, "dtype": out_dtype, "bracket": bracket},
         dask="parallelized", output_dtypes=[out_dtype],
         dask_gufunc_kwargs={"output_sizes": {lat_t: wy.shape[0], lon_t: wx.shape[0]}},
         keep_attrs=keep_attrs,
@@ -189,13 +196,15 @@ def _regrid_dataarray(da: xr.DataArray, lat: Hashable, lon: Hashable, target_coo
     order = [{lat: lat_t, lon: lon_t}.get(d, d) for d in da.dims]
     out = out.transpose(*order).assign_coords(target_coords)
     out.attrs = {**(da.attrs if keep_attrs else {}), "regrid_method": method}
+    if bracket is not None:
+        out.attrs["regrid_clamp"] = 1
     return out
 
 
 def regrid_like(source: xr.Dataset | xr.DataArray, target: xr.Dataset | xr.DataArray,
                 method: str = "cubic", *, var: Hashable | None = None,
                 extrapolate: bool = False, backend: str = "numpy",
-                keep_attrs: bool = True) -> xr.Dataset | xr.DataArray:
+                keep_attrs: bool = True, clamp: bool = False) -> xr.Dataset | xr.DataArray:
     """Regrid ``source`` onto the latitude/longitude grid of ``target``.
 
     Parameters
@@ -223,6 +232,10 @@ def regrid_like(source: xr.Dataset | xr.DataArray, target: xr.Dataset | xr.DataA
         conservative to xESMF (needs ESMF from conda-forge).
     keep_attrs : bool, default True
         Copy the source attrs. ``regrid_method`` is always recorded.
+    clamp : bool, default False
+        Clip an interpolation (cubic, spline; linear and nearest never leave the range) to the
+        range of the 2 x 2 source values around each target point (module notes). Not offered
+        for ``"mean"``, ``"conservative"`` or the xESMF backend.
 
     Returns
     -------
@@ -245,7 +258,8 @@ def regrid_like(source: xr.Dataset | xr.DataArray, target: xr.Dataset | xr.DataA
     MissingDependencyError
         ``backend="xesmf"`` and xESMF cannot be imported.
     ConfigError
-        Unknown method or backend, or a method the backend does not offer.
+        Unknown method or backend, a method the backend does not offer, or ``clamp`` with
+        an aggregating method or the xESMF backend.
 
     Examples
     --------
@@ -255,14 +269,25 @@ def regrid_like(source: xr.Dataset | xr.DataArray, target: xr.Dataset | xr.DataA
     >>> dst = xr.Dataset(coords={"lat": [1.5], "lon": [0.5, 2.5]})
     >>> regrid_like(src, dst, method="linear").values
     array([[6.5, 8.5]])
+
+    A cubic overshoot beside a peak, and the clamped value:
+
+    >>> spike = xr.DataArray([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], dims="lat",
+    ...                      coords={"lat": np.arange(7.0)}).expand_dims(lon=[0.0, 1.0], axis=1)
+    >>> at = xr.Dataset(coords={"lat": [1.5], "lon": [0.0]})
+    >>> float(regrid_like(spike, at).squeeze()), float(regrid_like(spike, at, clamp=True).squeeze())
+    (-0.0625, 0.0)
     """
     method = _method(method)
     if backend not in ("numpy", "xesmf"):
         raise ConfigError(f"unknown regrid backend {backend!r}; expected 'numpy' or 'xesmf'")
     source = _select(source, var)
     if backend == "xesmf":  # xESMF builds its own weights: ours would be computed for nothing
+        if clamp:
+            raise ConfigError("clamp=True is offered by backend='numpy' only")
         return _regrid_xesmf(source, target, method, keep_attrs)
-    return Regridder(source, target, method, extrapolate=extrapolate)(source, keep_attrs=keep_attrs)
+    return Regridder(source, target, method, extrapolate=extrapolate,
+                     clamp=clamp)(source, keep_attrs=keep_attrs)
 
 
 def _method(method: str) -> str:
@@ -298,13 +323,13 @@ class Regridder:
         Only their latitude/longitude coordinates are used (found by name or CF attributes).
     method : str, default "cubic"
         One of :data:`METHODS` or an xESMF name in :data:`ALIASES`.
-    extrapolate : bool, default False
+    extrapolate, clamp : bool, default False
         As for :func:`regrid_like`.
 
     Raises
     ------
     ConfigError
-        Unknown method.
+        Unknown method, or ``clamp`` with an aggregating method.
     ExtrapolationError, DimensionError, GridMismatchError
         As for :func:`regrid_like`.
 
@@ -321,8 +346,12 @@ class Regridder:
     array([[13., 17.]])
     """
 
-    def __init__(self, source, target, method: str = "cubic", *, extrapolate: bool = False):
+    def __init__(self, source, target, method: str = "cubic", *, extrapolate: bool = False,
+                 clamp: bool = False):
         method = _method(method)
+        if clamp and method not in INTERP_METHODS:
+            raise ConfigError(f"clamp=True clips interpolations {INTERP_METHODS}; method "
+                              f"{method!r} averages and never leaves the source range")
         if not isinstance(source, xr.Dataset | xr.DataArray) or not isinstance(
                 target, xr.Dataset | xr.DataArray):
             raise TypeError("source and target must be xarray Datasets or DataArrays")
@@ -336,11 +365,16 @@ class Regridder:
                         _axis_matrix(self._xs, xt, method, "longitude", extrapolate))
         self._target_coords = {lat_t: _target_coord(target, lat_t),
                                lon_t: _target_coord(target, lon_t)}
+        self.clamp = bool(clamp)
+        # the clamp's 2 x 2 brackets come from the linear weights' columns
+        self._bracket = (tuple(_bracket(_axis_matrix(s, t, "linear", ax, extrapolate)) for s, t, ax
+                               in ((self._ys, yt, "latitude"), (self._xs, xt, "longitude")))
+                         if self.clamp and method in ("cubic", "spline") else None)
 
     def __repr__(self) -> str:
         (wy, wx) = self.weights
         return (f"Regridder(method={self.method!r}, ({wy.shape[1]}, {wx.shape[1]}) -> "
-                f"({wy.shape[0]}, {wx.shape[0]}))")
+                f"({wy.shape[0]}, {wx.shape[0]}){', clamped' if self.clamp else ''})")
 
     def __call__(self, source: xr.Dataset | xr.DataArray, *, var: Hashable | None = None,
                  keep_attrs: bool = True) -> xr.Dataset | xr.DataArray:
@@ -364,18 +398,21 @@ class Regridder:
         wy, wx = self.weights
         method, coords = self.method, self._target_coords
         if isinstance(source, xr.DataArray):
-            return _regrid_dataarray(source, lat_s, lon_s, coords, wy, wx, method, keep_attrs)
+            return _regrid_dataarray(source, lat_s, lon_s, coords, wy, wx, method, keep_attrs,
+                                     self._bracket)
         out_vars = {}
         for name, da in source.data_vars.items():
             spatial = {lat_s, lon_s} & set(da.dims)
             if spatial == {lat_s, lon_s}:
                 out_vars[name] = _regrid_dataarray(da, lat_s, lon_s, coords, wy, wx, method,
-                                                   keep_attrs)
+                                                   keep_attrs, self._bracket)
             elif not spatial:
                 out_vars[name] = da
         other = {k: v for k, v in source.coords.items() if not set(v.dims) & {lat_s, lon_s}}
         out = xr.Dataset(out_vars, coords={**other, **coords})
         out.attrs = {**(source.attrs if keep_attrs else {}), "regrid_method": method}
+        if self.clamp:
+            out.attrs["regrid_clamp"] = 1
         return out
 
 

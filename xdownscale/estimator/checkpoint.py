@@ -169,7 +169,7 @@ def load(cls, path, device=None):
     path = Path(path)
     meta = _read_meta(path)
     try:
-        cfg = DownscaleConfig.from_dict(meta["config"])
+        cfg = DownscaleConfig.from_dict(meta["config"], saved=True)
         est = cls(cfg, model=meta["model"], seasons=meta["seasons"], var=meta["var"])
         dev = resolve_device(device or cfg.device)
         modules = {}

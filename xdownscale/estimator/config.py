@@ -56,6 +56,10 @@ class DownscaleConfig:
     eps: float = 1e-6
     scaler: str = "minmax"
     regrid_method: str = "cubic"
+    # clip the regridded driver to the range of the 2 x 2 coarse cells around each pixel:
+    # bicubic overshoot beside a plume goes negative and log10 turns it into a hole at eps,
+    # which a residual model must fill with a spike (docs' data-preparation guide)
+    regrid_clamp: bool = True
     small_grid: str = "fine"  # stage A on coarse regridded to the fine grid, or "native"
     # patches and stitching
     patch: int = 16
@@ -254,9 +258,10 @@ class DownscaleConfig:
         128/256/512, stride 8 for training and 2 for inference on patches, halo 4, T_lag 40,
         the scaled field as the target through a sigmoid, budgets in epochs only, diffusion steps
         drawn uniformly in training, predictions not tied to the coarse driver after the
-        fact)."""
+        fact, the bicubic driver not clamped)."""
         return cls(**{"sampler": "ddpm", "sample_steps": 1000, "target": "direct", "min_steps": 0,
                       "inference": "patches", "coarse_consistency": False, "mean_share": 0.0,
+                      "regrid_clamp": False,
                       **overrides})
 
     @classmethod
@@ -307,11 +312,16 @@ class DownscaleConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> DownscaleConfig:
+    def from_dict(cls, data: dict, *, saved: bool = False) -> DownscaleConfig:
+        """The configuration of ``data`` (:meth:`to_dict`'s output). ``saved``: ``data`` was
+        written by a fit, possibly an older one; fields added since take the value that
+        reproduces how that fit was made (:data:`_BEFORE_FIELD`), not today's default."""
         known = {f.name: f for f in fields(cls)}
         unknown = set(data) - set(known)
         if unknown:
             raise ConfigError(f"unknown configuration field(s) {sorted(unknown)}")
+        if saved:
+            data = {**{k: v for k, v in _BEFORE_FIELD.items() if k not in data}, **data}
         values = {}
         for name, value in data.items():
             if name.endswith("widths") or name == "split":
@@ -321,6 +331,10 @@ class DownscaleConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+#: Fields added after models were first saved, with the behaviour of fits saved without them.
+_BEFORE_FIELD = {"regrid_clamp": False}
 
 
 def _type_ok(value, tp) -> bool:

@@ -94,7 +94,7 @@ class FittedState:
         if missing:
             raise TypeError(f"from_dict needs {sorted(missing)}")
         return cls(
-            config=DownscaleConfig.from_dict(data["config"]),
+            config=DownscaleConfig.from_dict(data["config"], saved=True),
             var=data["var"],
             seasons=list(data["seasons"]),
             scalers={s: Scaler.from_dict(d) for s, d in data["scalers"].items()},

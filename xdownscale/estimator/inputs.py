@@ -93,8 +93,10 @@ def elevation_on_grid(elevation, fine: xr.DataArray) -> xr.DataArray | None:
     return out.astype("float32").load()
 
 
-def prepare_inputs(coarse, fine, elevation=None, *, var=None, regrid_method="cubic"):
-    """Validate and align the three inputs.
+def prepare_inputs(coarse, fine, elevation=None, *, var=None, regrid_method="cubic",
+                   regrid_clamp=False):
+    """Validate and align the three inputs (``regrid_clamp``: see
+    :func:`~xdownscale.data.regrid.regrid_like`'s ``clamp``).
 
     Returns ``(coarse_native, coarse_on_fine, fine, elevation_on_fine)``: lazy DataArrays
     (time, lat, lon) for the first three and an in-memory 2-D DataArray (or None).
@@ -110,7 +112,8 @@ def prepare_inputs(coarse, fine, elevation=None, *, var=None, regrid_method="cub
             f"{[str(pd.Timestamp(t).date()) for t in missing[:5]]}); the coarse record must cover "
             "the fine record"
         )
-    coarse_f = regrid_like(coarse_da, fine_da.isel(time=0, drop=True), method=regrid_method)
+    coarse_f = regrid_like(coarse_da, fine_da.isel(time=0, drop=True), method=regrid_method,
+                           clamp=regrid_clamp)
     elev = elevation_on_grid(elevation, fine_da)
     return coarse_da, coarse_f, fine_da, elev
 

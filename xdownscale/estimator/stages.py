@@ -125,6 +125,7 @@ def _native_small_source(coarse_da, span, scaler, cfg):
 
 # Settings that decide what stage A learns (with the model kind, the plan and the scaler).
 _STAGE_A_FIELDS = ("n_lags", "buffer_days", "split", "holdout", "eps", "scaler", "regrid_method",
+                   "regrid_clamp",
                    "small_grid", "patch", "train_stride", "patches_per_day", "small_widths",
                    "small_lr", "small_batch_size", "small_epochs", "small_plateau_patience",
                    "small_early_stop", "small_max_days", "small_min_steps", "small_max_steps",
@@ -206,7 +207,8 @@ class _Inputs:
 
     def __init__(self, est, cfg, coarse, fine, elevation) -> None:
         self.coarse_da, coarse_f, self.fine_da, self.elev = inputs.prepare_inputs(
-            coarse, fine, elevation, var=est.var, regrid_method=cfg.regrid_method)
+            coarse, fine, elevation, var=est.var, regrid_method=cfg.regrid_method,
+            regrid_clamp=cfg.regrid_clamp)
         self.coarse_on_fine = coarse_f
         self.fine_times = pd.DatetimeIndex(self.fine_da["time"].values)
         self.coarse_times = pd.DatetimeIndex(self.coarse_da["time"].values)

@@ -58,7 +58,8 @@ def prepare_coarse(est, coarse) -> xr.DataArray:
     cda = normalize_lonlat(ensure_dataarray(coarse, est.var_)).transpose("time", "lat", "lon")
     if cda.chunks is not None and (len(cda.chunks[1]) > 1 or len(cda.chunks[2]) > 1):
         cda = cda.chunk({"lat": -1, "lon": -1})  # the coarse grid is small; regrid it whole
-    on_fine = regrid_like(cda, fine_template(est), method=est.config_.regrid_method)
+    on_fine = regrid_like(cda, fine_template(est), method=est.config_.regrid_method,
+                          clamp=est.config_.regrid_clamp)
     return log10_transform(on_fine, eps=est.config_.eps)
 
 
