@@ -14,7 +14,7 @@ from pathlib import Path
 # What a saved model predicts with, as opposed to what it was trained with.
 PREDICTION_FIELDS = ("inference", "tile", "tile_halo", "tile_overlap", "infer_stride", "halo",
                      "sampler", "sample_steps", "eta", "fusion", "predict_batch_size",
-                     "coarse_consistency")
+                     "coarse_consistency", "point_estimate")
 
 
 def use_prediction_settings(est, cfg) -> None:

@@ -19,6 +19,9 @@ spread (min-max) over seeds of the margin over ``bicubic_bc``.
     python benchmarks/bench_skill.py --cache DIR --untied    # + <model>_untied rows (no step)
     python benchmarks/bench_skill.py --cache DIR --one-step  # + ddpm_1step rows (DDIM-1, 1 member)
 
+With ``point_estimate="conditional_mean"`` (``fast()``), the ``ddpm`` row is the DDPM's
+one-step conditional mean and ``ddpm_ensmean`` the mean of its members.
+
 Writes ``--out`` (a CSV of every row) when given; ``--cache DIR`` keeps the fitted models, so
 a rerun (say, after a change to prediction) only predicts and scores. Figures measured with this script are in the
 docs' training guide.
@@ -94,8 +97,10 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
     plan = est.plans_[season]
     train = np.concatenate([plan.train, plan.holdout])
     tied = est.config_.ties_to_driver(model)
+    point = model == "ddpm" and est.config_.point_estimate == "conditional_mean" and m > 1
     pred = est.predict(coarse.sel(time=days), history=fine, members=m, seed=seed,
-                       inference=inference, coarse_consistency=False if untied_row else None)
+                       inference=inference, coarse_consistency=False if untied_row else None,
+                       keep_members=point)
     pred_s = time.perf_counter() - t0
     truth = fine["DUEXTTAU"]
     interp = interpolated(coarse, truth, method=cfg.regrid_method)
@@ -106,7 +111,14 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
         rows[f"{model}_untied"] = pred
         if tied:
             rows[model] = coarse_consistent(pred, coarse, reference=fine.sel(time=train),
-                                            method=cfg.regrid_method)
+                                            method=cfg.regrid_method,
+                                            clamp=est.config_.regrid_clamp)
+    if point:  # the point is the one-step mean: score the members' mean beside it
+        rows[f"{model}_ensmean"] = pred["DUEXTTAU_members"].mean("member")
+        if untied_row and tied:
+            rows[f"{model}_ensmean"] = coarse_consistent(
+                rows[f"{model}_ensmean"], coarse, reference=fine.sel(time=train),
+                method=cfg.regrid_method, clamp=est.config_.regrid_clamp)
     if one_step_row and model == "ddpm":  # the model's conditional-mean estimate, one pass
         rows[f"{model}_1step"] = est.predict(coarse.sel(time=days), history=fine, members=1,
                                              steps=1, seed=seed, inference=inference)

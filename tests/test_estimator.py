@@ -155,7 +155,16 @@ def test_ddpm_members_spread_and_keep(fitted, toy_pair):
     pred = est.predict(coarse.sel(time=days), history=fine, members=3, keep_members=True, seed=0)
     assert pred["DUEXTTAU_members"].sizes["member"] == 3
     assert float(pred["DUEXTTAU_std"].mean()) > 0
-    np.testing.assert_allclose(pred["DUEXTTAU_members"].mean("member"), pred["DUEXTTAU"],
+    # fast()'s point is the one-step conditional mean; with "ensemble_mean" the members' mean
+    assert est.config_.point_estimate == "conditional_mean"
+    old, est.config_ = est.config_, est.config_.replace(point_estimate="ensemble_mean")
+    try:
+        ens = est.predict(coarse.sel(time=days), history=fine, members=3, keep_members=True,
+                          seed=0)
+    finally:
+        est.config_ = old
+    np.testing.assert_array_equal(ens["DUEXTTAU_members"].values, pred["DUEXTTAU_members"].values)
+    np.testing.assert_allclose(ens["DUEXTTAU_members"].mean("member"), ens["DUEXTTAU"],
                                rtol=1e-5)
     other = est.predict(coarse.sel(time=days), history=fine, members=3, seed=5)
     assert not np.array_equal(other["DUEXTTAU"].values, pred["DUEXTTAU"].values)
@@ -284,9 +293,21 @@ def test_rollout_resumes_identically(fitted, toy_pair, tmp_path, monkeypatch):
     resumed = est.rollout(coarse, history=fine, start="2007-06-17", end="2007-06-24", seed=7,
                           store=store)
     np.testing.assert_array_equal(resumed["DUEXTTAU"].values, full["DUEXTTAU"].values)
-    # the DDPM carries its one-step mean (default carry="mean"), rebuilt from the store
-    np.testing.assert_array_equal(resumed["DUEXTTAU_history"].values,
-                                  full["DUEXTTAU_history"].values)
+    # the DDPM carries its one-step mean (default carry="mean"), rebuilt from the store: with
+    # fast()'s conditional-mean point that is the output; carrying the ensemble beside it,
+    # the members' mean is stored apart and rebuilt too
+    assert "DUEXTTAU_history" not in full
+    kw = dict(history=fine, start="2007-06-17", end="2007-06-24", seed=7, carry="ensemble",
+              members=2, steps=2)
+    ens = est.rollout(coarse, **kw)
+    monkeypatch.setattr(mod, "_write_day", crash_after_three)
+    calls["n"] = 0
+    with pytest.raises(KeyboardInterrupt):
+        est.rollout(coarse, store=tmp_path / "ens.zarr", **kw)
+    monkeypatch.setattr(mod, "_write_day", real)
+    again = est.rollout(coarse, store=tmp_path / "ens.zarr", **kw)
+    for name in ("DUEXTTAU", "DUEXTTAU_history", "DUEXTTAU_std"):
+        np.testing.assert_array_equal(again[name].values, ens[name].values)
 
 
 def test_rollout_gap_in_driver_names_dates(fitted, toy_pair):
@@ -348,7 +369,8 @@ def test_predict_ties_each_day_to_its_driver(fitted, toy_pair):
     assert raw["DUEXTTAU"].attrs["xdownscale_coarse_consistency"] == 0
     geom = CellGeometry.from_grids(est.lat_, est.lon_, coarse["lat"], coarse["lon"])
     drv = np.log10(np.maximum(regrid_like(coarse["DUEXTTAU"].sel(time=days),
-                                          fine["DUEXTTAU"].isel(time=0, drop=True)).values, 1e-6))
+                                          fine["DUEXTTAU"].isel(time=0, drop=True),
+                                          clamp=True).values, 1e-6))
     offset = est.cell_offsets_["JJA"]
     inner = np.isfinite(offset)
     for i in range(len(days)):
@@ -415,7 +437,9 @@ def test_presets_mean_share_and_stage_a_floor():
     from xdownscale.estimator.modules import SeasonModule
 
     fast, paper, default = DownscaleConfig.fast(), DownscaleConfig.paper(), DownscaleConfig()
-    assert (fast.mean_share, paper.mean_share, default.mean_share) == (0.0, 0.0, 0.0)
+    assert (fast.mean_share, paper.mean_share, default.mean_share) == (0.25, 0.0, 0.0)
+    assert fast.point_estimate == "conditional_mean"
+    assert paper.point_estimate == default.point_estimate == "ensemble_mean"
     assert fast.small_min_steps == 400 and paper.small_min_steps == 0
     # the setting reaches the diffusion model the fit trains
     module = SeasonModule("ddpm", tiny_config(mean_share=0.4))

@@ -150,7 +150,8 @@ def test_lead_one_of_a_real_rollout_equals_the_true_history_prediction(est, toy_
                       coarse_consistency=False)
     plan = est.plans_["JJA"]
     train = np.concatenate([plan.train, plan.holdout])
-    fixed = drift_mod.coarse_consistent(raw[VAR], coarse, reference=fine.sel(time=train))
+    fixed = drift_mod.coarse_consistent(raw[VAR], coarse, reference=fine.sel(time=train),
+                                        clamp=est.config_.regrid_clamp)
     expect = dg.skill(fixed, fine[VAR].sel(time=[START]))
     for score in ("r2", "rmse", "bias"):
         for source in ("rollout", "true_history"):
@@ -269,8 +270,18 @@ def _steps_stub(monkeypatch):
     monkeypatch.setattr(rollout_mod, "predict_days_array", kernel)
 
 
-def test_rollout_carries_the_one_step_mean_not_the_sampled_output(est, toy_pair, monkeypatch,
-                                                                  tmp_path):
+@pytest.fixture
+def ensemble_mean(est):
+    """``est`` with ``point_estimate="ensemble_mean"`` for the length of a test."""
+    old = est.config_
+    est.config_ = old.replace(point_estimate="ensemble_mean")
+    yield est
+    est.config_ = old
+
+
+def test_rollout_carries_the_one_step_mean_not_the_sampled_output(ensemble_mean, toy_pair,
+                                                                  monkeypatch, tmp_path):
+    est = ensemble_mean
     coarse, fine, _ = toy_pair
     _steps_stub(monkeypatch)
     history = fine.sel(time=slice(None, "2006-06-30"))
@@ -312,3 +323,81 @@ def test_the_unet_carries_its_own_prediction(toy_pair, monkeypatch):
     out = unet.rollout(coarse, history=fine.sel(time=slice(None, "2006-06-30")), start=START,
                        end="2006-07-02")
     assert f"{VAR}_history" not in out and out.attrs["xdownscale_rollout_carry"] == "mean"
+
+
+@pytest.fixture
+def conditional_mean(est):
+    """``est`` with ``point_estimate="conditional_mean"`` for the length of a test."""
+    old = est.config_
+    est.config_ = old.replace(point_estimate="conditional_mean")
+    yield est
+    est.config_ = old
+
+
+def test_the_point_estimate_is_the_one_step_mean_beside_sampled_members(conditional_mean,
+                                                                        toy_pair):
+    est = conditional_mean
+    coarse, fine, _ = toy_pair
+    days = est.test_days_["JJA"][:2]
+    c = coarse.sel(time=days)
+    out = est.predict(c, history=fine, members=3, steps=3, seed=2, keep_members=True)
+    one = est.predict(c, history=fine, members=1, steps=1, seed=2)
+    est.config_ = est.config_.replace(point_estimate="ensemble_mean")
+    ens = est.predict(c, history=fine, members=3, steps=3, seed=2, keep_members=True)
+    est.config_ = est.config_.replace(point_estimate="conditional_mean")
+    # <var> is the one-step estimate; the members, their spread and the attrs say so
+    np.testing.assert_array_equal(out[VAR].values, one[VAR].values)
+    assert out[VAR].attrs["xdownscale_point"] == "conditional_mean"
+    assert ens[VAR].attrs["xdownscale_point"] == "ensemble_mean"
+    np.testing.assert_array_equal(out[f"{VAR}_members"].values, ens[f"{VAR}_members"].values)
+    np.testing.assert_array_equal(out[f"{VAR}_std"].values, ens[f"{VAR}_std"].values)
+    assert not np.allclose(out[VAR].values, ens[VAR].values)
+    # one member: nothing is sampled unless the member is kept
+    single = est.predict(c, history=fine, members=1, steps=3, seed=2)
+    np.testing.assert_array_equal(single[VAR].values, one[VAR].values)
+    assert set(single.data_vars) == {VAR}
+    kept = est.predict(c, history=fine, members=1, steps=3, seed=2, keep_members=True)
+    np.testing.assert_array_equal(kept[VAR].values, one[VAR].values)
+    est.config_ = est.config_.replace(point_estimate="ensemble_mean")
+    sample = est.predict(c, history=fine, members=1, steps=3, seed=2)
+    est.config_ = est.config_.replace(point_estimate="conditional_mean")
+    np.testing.assert_array_equal(kept[f"{VAR}_members"].values[0], sample[VAR].values)
+    # lazy equals eager
+    lazy = est.predict(c.chunk(time=1), history=fine.chunk(time=10), members=3, steps=3, seed=2)
+    np.testing.assert_allclose(lazy[VAR].values, out[VAR].values, rtol=1e-6)
+    np.testing.assert_allclose(lazy[f"{VAR}_std"].values, out[f"{VAR}_std"].values, rtol=1e-5)
+    with pytest.raises(ConfigError, match="point_estimate"):
+        est.config_.replace(point_estimate="median")
+    # a pseudo out-of-data rollout scores the same point: on lead day 1 (true history) the
+    # rollout's scores are the direct prediction's, the CRPS coming from the members
+    res = est.evaluate_rollout(coarse, fine, start=START, days=2, members=2, steps=2, seed=3)
+    lead1 = res.sel(lead=1)
+    for score in ("r2", "rmse", "bias", "crps"):
+        np.testing.assert_allclose(lead1[score].sel(source="rollout"),
+                                   lead1[score].sel(source="true_history"), rtol=1e-4)
+
+
+def test_a_conditional_mean_rollout_outputs_and_carries_the_one_step_mean(conditional_mean,
+                                                                         toy_pair, monkeypatch):
+    est = conditional_mean
+    coarse, fine, _ = toy_pair
+    _steps_stub(monkeypatch)
+    history = fine.sel(time=slice(None, "2006-06-30"))
+    seed_day = history[VAR].isel(time=-1).values
+    kw = dict(history=history, start=START, end="2006-07-04", coarse_consistency=False,
+              drift_threshold=None, steps=3)
+    # carry="mean": the output is the one-step mean and feeds back; the members (doubled by
+    # the stub) give only the spread, here 0
+    mean = est.rollout(coarse, members=2, **kw)
+    assert f"{VAR}_history" not in mean
+    assert mean.attrs["xdownscale_point"] == "conditional_mean"
+    for k in range(4):
+        np.testing.assert_allclose(mean[VAR].values[k], seed_day, rtol=1e-5)
+    np.testing.assert_allclose(mean[f"{VAR}_std"].values, 0, atol=1e-6)
+    # carry="ensemble": the members' mean feeds back (doubling each day), the output stays
+    # the one-step mean of that history
+    ens = est.rollout(coarse, carry="ensemble", **kw)
+    for k in range(4):
+        np.testing.assert_allclose(ens[f"{VAR}_history"].values[k], 2 ** (k + 1) * seed_day,
+                                   rtol=1e-5)
+        np.testing.assert_allclose(ens[VAR].values[k], 2 ** k * seed_day, rtol=1e-5)

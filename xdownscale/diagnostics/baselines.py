@@ -23,11 +23,14 @@ from .skill import skill
 __all__ = ["interpolated", "log_bias", "bias_corrected", "score_against_baselines"]
 
 
-def interpolated(coarse, fine_like: xr.DataArray, *, var=None, method: str = "cubic") -> xr.DataArray:
-    """The coarse record interpolated to the fine grid of ``fine_like`` (lazy over time)."""
+def interpolated(coarse, fine_like: xr.DataArray, *, var=None, method: str = "cubic",
+                 clamp: bool = False) -> xr.DataArray:
+    """The coarse record interpolated to the fine grid of ``fine_like`` (lazy over time);
+    ``clamp`` as for :func:`~xdownscale.data.regrid.regrid_like` (the baselines of the
+    benchmarks and the report are plain bicubic)."""
     cda = normalize_lonlat(ensure_dataarray(coarse, var)).transpose("time", "lat", "lon")
     grid = fine_like.isel(time=0, drop=True) if "time" in fine_like.dims else fine_like
-    return regrid_like(cda, grid, method=method)
+    return regrid_like(cda, grid, method=method, clamp=clamp)
 
 
 def log_bias(baseline: xr.DataArray, truth: xr.DataArray, days, *, eps: float = LOG_EPS) -> float:

@@ -145,25 +145,26 @@ class RolloutCheck:
 
 
 # -- xarray wrappers ------------------------------------------------------------------------------
-def _on_grid(coarse: xr.DataArray, like: xr.DataArray, method: str) -> xr.DataArray:
+def _on_grid(coarse: xr.DataArray, like: xr.DataArray, method: str,
+             clamp: bool = False) -> xr.DataArray:
     from ..data.regrid import regrid_like
 
     same = all(coarse.sizes.get(d) == like.sizes[d] and np.allclose(coarse[d], like[d])
                for d in ("lat", "lon"))
     if same:
         return coarse.assign_coords(lat=like["lat"], lon=like["lon"])
-    return regrid_like(coarse, like.isel(time=0, drop=True), method=method)
+    return regrid_like(coarse, like.isel(time=0, drop=True), method=method, clamp=clamp)
 
 
-def _fields(prediction, coarse, var, method):
+def _fields(prediction, coarse, var, method, clamp=False):
     p = field(prediction, var)
     c = field(coarse, var).sel(time=p["time"])  # regrid only the days needed
-    return p, _on_grid(c, p, method)
+    return p, _on_grid(c, p, method, clamp)
 
 
 def drift_series(prediction: xr.Dataset | xr.DataArray, coarse: xr.Dataset | xr.DataArray, *,
                  reference: xr.Dataset | xr.DataArray | None = None, var: Hashable | None = None,
-                 eps: float = 1e-6, method: str = "cubic") -> xr.DataArray:
+                 eps: float = 1e-6, method: str = "cubic", clamp: bool = False) -> xr.DataArray:
     """Per-day domain-mean log10 bias of a prediction against its coarse driver.
 
     Parameters
@@ -182,13 +183,16 @@ def drift_series(prediction: xr.Dataset | xr.DataArray, coarse: xr.Dataset | xr.
         Floor before ``log10``.
     method : str
         Regridding method for ``coarse``.
+    clamp : bool
+        Clamp the regridded driver (:func:`~xdownscale.data.regrid.regrid_like`); an
+        estimator's driver is clamped when its ``config_.regrid_clamp`` is.
 
     Returns
     -------
     xarray.DataArray
         ``drift(time)`` in log10 units; lazy on dask input.
     """
-    p, c = _fields(prediction, coarse, var, method)
+    p, c = _fields(prediction, coarse, var, method, clamp)
 
     def bias(a, b):
         return xr.apply_ufunc(_domain_log_bias, log10_transform(a, eps), log10_transform(b, eps),
@@ -197,7 +201,7 @@ def drift_series(prediction: xr.Dataset | xr.DataArray, coarse: xr.Dataset | xr.
 
     out = bias(p, c)
     if reference is not None:
-        r, rc = _fields(reference, coarse, var, method)
+        r, rc = _fields(reference, coarse, var, method, clamp)
         out = out - bias(r, rc).mean("time")
     return out.rename("drift").assign_attrs(units="log10", long_name="domain-mean log10 bias "
                                             "against the coarse driver")
@@ -206,12 +210,14 @@ def drift_series(prediction: xr.Dataset | xr.DataArray, coarse: xr.Dataset | xr.
 def coarse_consistent(prediction: xr.Dataset | xr.DataArray, coarse: xr.Dataset | xr.DataArray,
                       *, reference: xr.Dataset | xr.DataArray | None = None,
                       var: Hashable | None = None, eps: float = 1e-6,
-                      method: str = "cubic") -> xr.DataArray:
+                      method: str = "cubic", clamp: bool = False) -> xr.DataArray:
     """The coarse-consistency step applied to every day of a prediction (after the fact).
 
     Each day's log10 field is shifted so that its mean over each coarse cell minus the
     driver's mean there equals the same difference averaged over ``reference`` (true fine
     days), or 0 without one. ``coarse`` must be on its native grid: its cells are the unit.
+    ``method`` and ``clamp`` regrid the driver; to reproduce an estimator's step, pass its
+    ``config_.regrid_method`` and ``config_.regrid_clamp``.
 
     Returns
     -------
@@ -221,11 +227,11 @@ def coarse_consistent(prediction: xr.Dataset | xr.DataArray, coarse: xr.Dataset 
     p = field(prediction, var)
     c_native = field(coarse, var)
     geom = CellGeometry.from_grids(p["lat"], p["lon"], c_native["lat"], c_native["lon"])
-    c = _on_grid(c_native.sel(time=p["time"]), p, method)
+    c = _on_grid(c_native.sel(time=p["time"]), p, method, clamp)
     offset: np.ndarray | float = 0.0
     if reference is not None:
         r = field(reference, var)
-        rc = _on_grid(c_native.sel(time=r["time"]), p, method)
+        rc = _on_grid(c_native.sel(time=r["time"]), p, method, clamp)
         offset = cell_offsets(np.asarray(log10_transform(r, eps).values, np.float64),
                               np.asarray(log10_transform(rc, eps).values, np.float64), geom)
     out = xr.apply_ufunc(

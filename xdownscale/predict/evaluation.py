@@ -140,13 +140,17 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
                          keep_members=members > 1)
     rolled = rollout(est, span, history, start=rdays[0], end=rdays[-1], members=members,
                      seed=seed, sampler=sampler, steps=steps, check=check, carry=carry)
-    rolled_da = _as_members(check, rdays, truth) if members > 1 else rolled[var]
+    # with members: <var> (the point: the members' mean, or the one-step conditional mean)
+    # gives the deterministic scores, the members the CRPS (diagnostics.skill)
+    rolled_da = (xr.Dataset({var: rolled[var].assign_coords(lat=truth["lat"], lon=truth["lon"]),
+                             f"{var}_members": _as_members(check, rdays, truth)})
+                 if members > 1 else rolled[var])
     direct = true_history if true_history is not None else est.predict(
         coarse_da.sel(time=rdays), history=fine_da, members=members, seed=seed,
         sampler=sampler, steps=steps, keep_members=members > 1,
         coarse_consistency=coarse_consistency)
     direct = direct.sel(time=rdays)
-    direct_da = direct[f"{var}_members"].rename(var) if members > 1 else direct[var]
+    direct_da = direct[[var, f"{var}_members"]] if members > 1 else direct[var]
     bic = regrid_like(coarse_da.sel(time=rdays), fine_da.isel(time=0, drop=True),
                       method=est.config_.regrid_method)
     seasons = season_of(rdays)
@@ -160,11 +164,12 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
     parts, drifts = [], []
     for pred in preds.values():
         pred = pred.assign_coords(lat=truth["lat"], lon=truth["lon"])
-        sk = skill(pred, truth, spaces=("log10", "data"), crps=crps)
+        sk = skill(pred, truth, var=var, spaces=("log10", "data"), crps=crps)
         keep = [s for s in _SCORES if s in sk]
         parts.append(sk[keep])
-        mean = pred.mean("member") if "member" in pred.dims else pred
+        mean = pred[var] if isinstance(pred, xr.Dataset) else pred
         drifts.append(drift_series(mean, span, reference=reference, eps=est.config_.eps,
+                                   clamp=est.config_.regrid_clamp,
                                    method=est.config_.regrid_method))
     names = np.array(list(preds))  # a plain unicode coordinate (pandas may pick a string dtype)
     out = xr.concat(parts, dim="source", join="outer", coords="minimal", compat="override")

@@ -136,6 +136,22 @@ def resolve_sampling(est, members, sampler, steps, seed, fusion):
     return sampler, check_steps(steps), cfg.seed if seed is None else check_seed(seed), fusion
 
 
+#: The sampling of the DDPM's one-step conditional-mean estimate: one DDIM step from noise.
+ONE_STEP = {"members": 1, "sampler": "ddim", "steps": 1}
+
+
+def is_one_step(members: int, sampler: str, steps: int) -> bool:
+    """Whether the members asked for are themselves the one-step estimate."""
+    return members == 1 and sampler == "ddim" and steps == 1
+
+
+def point_is_conditional_mean(est, members: int, sampler: str, steps: int) -> bool:
+    """Whether ``<var>`` comes from a pass of its own, the DDPM's one-step estimate of the
+    conditional mean (``point_estimate="conditional_mean"``), rather than from the members."""
+    return (est.model == "ddpm" and est.config_.point_estimate == "conditional_mean"
+            and not is_one_step(members, sampler, steps))
+
+
 def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None, seed=None,
                     keep_members=False, fusion=None, inference=None,
                     coarse_consistency=None) -> xr.Dataset:
@@ -156,15 +172,22 @@ def predict_dataset(est, coarse, history, *, members=1, sampler=None, steps=None
     kwargs = dict(members=members, sampler=sampler, steps=steps, seed=seed, fusion=fusion,
                   inference=inference)
     lazy = coarse_log.chunks is not None or hist_log.chunks is not None
-    if not lazy:
-        values = predict_days_array(est, days, coarse_log.values, hist_log.values[index],
-                                    progress=True, **kwargs)
-    else:
-        values = _predict_lazy(est, days, coarse_log, hist_log, index, members, kwargs)
-    if tie:
-        values = _tie_to_driver(est, days, values, coarse_log)
+
+    def run(kw):
+        if not lazy:
+            out = predict_days_array(est, days, coarse_log.values, hist_log.values[index],
+                                     progress=True, **kw)
+        else:
+            out = _predict_lazy(est, days, coarse_log, hist_log, index, kw["members"], kw)
+        return _tie_to_driver(est, days, out, coarse_log) if tie else out
+
+    point = None
+    if point_is_conditional_mean(est, members, sampler, steps):
+        point = run({**kwargs, **ONE_STEP})[0]
+    # with the point from its own pass, one member is sampled only to be kept
+    values = None if point is not None and members == 1 and not keep_members else run(kwargs)
     return _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed,
-                       inference, tie)
+                       inference, tie, point)
 
 
 def resolve_coarse_consistency(est, coarse_consistency) -> bool:
@@ -325,12 +348,14 @@ def _predict_block(est, days, cblock, hblock, rows, origin, keep, kwargs):
 
 
 def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion, seed,
-                inference="patches", coarse_consistency=False):
+                inference="patches", coarse_consistency=False, point=None):
+    """``values`` (members, time, lat, lon) as a Dataset; ``point`` (time, lat, lon), when
+    given, is ``<var>`` instead of the members' mean (``values`` may then be None)."""
     var = est.var_
     tmpl = fine_template(est)
     coords = {"time": days, "lat": tmpl["lat"], "lon": tmpl["lon"]}
-    xp = da if isinstance(values, da.Array) else np
-    mean = values.mean(axis=0)
+    xp = da if isinstance(values if point is None else point, da.Array) else np
+    mean = values.mean(axis=0) if point is None else point
     attrs = {**field_attrs(est),
              "xdownscale_model": est.model, "xdownscale_sampler": sampler if est.model == "ddpm"
              else "deterministic", "xdownscale_steps": int(steps) if est.model == "ddpm" else 0,
@@ -338,6 +363,9 @@ def _to_dataset(est, days, values, members, keep_members, sampler, steps, fusion
              "xdownscale_members": int(members),
              "xdownscale_coarse_consistency": int(bool(coarse_consistency)),
              "xdownscale_seed": int(seed)}
+    if est.model == "ddpm":
+        one = point is not None or is_one_step(members, sampler, steps)
+        attrs["xdownscale_point"] = "conditional_mean" if one else "ensemble_mean"
     ds = xr.Dataset({var: (("time", "lat", "lon"), mean, attrs)}, coords=coords)
     if members > 1:
         ds[f"{var}_std"] = (("time", "lat", "lon"), xp.std(values, axis=0, ddof=1),

@@ -7,7 +7,10 @@ of the next: by default (``carry="mean"``) the DDPM's estimate of the day's cond
 whatever the members and sampler of the output, or (``carry="ensemble"``, and always for the
 U-Net and the VAE) the ensemble mean of the output. A single sampled member carries its
 sampling noise into every later day; on six test-beds the carried mean raised the rollout's
-lead 21-30 R² (log10) by 0.03-0.08 (``benchmarks/bench_rollout_skill.py``). With ``store=`` every finished day is written to Zarr at once; a
+lead 21-30 R² (log10) by 0.03-0.08 (``benchmarks/bench_rollout_skill.py``). With
+``point_estimate="conditional_mean"`` the output ``<var>`` is that one-step mean too, so
+``carry="mean"`` carries the output, and ``carry="ensemble"`` carries the members' mean
+(stored as ``<var>_history``). With ``store=`` every finished day is written to Zarr at once; a
 rerun reads the finished days back and resumes at the first missing one. Because the history
 is rebuilt from the stored float32 values and the sampling noise is seeded per day, an
 interrupted-and-resumed rollout gives the same numbers as an uninterrupted one, and the same
@@ -40,10 +43,13 @@ from ..errors import ConfigError, LagWindowError, StoreError
 from ..estimator.checks import check_members, check_seed, check_steps
 from .drift import DEFAULT_DRIFT_THRESHOLD, RolloutCheck
 from .labelled import (
+    ONE_STEP,
     check_seasons,
     field_attrs,
     fine_template,
     history_log10,
+    is_one_step,
+    point_is_conditional_mean,
     predict_days_array,
     prepare_coarse,
     resolve_coarse_consistency,
@@ -63,7 +69,7 @@ def carries_mean(est, carry: str, members: int, sampler: str, steps: int) -> boo
     if carry not in _CARRY:
         raise ConfigError(f"carry={carry!r} is not one of {list(_CARRY)}")
     return (carry == "mean" and est.model == "ddpm"
-            and not (members == 1 and sampler == "ddim" and steps == 1))
+            and not is_one_step(members, sampler, steps))
 
 
 def _fmt(days) -> list[str]:
@@ -232,8 +238,8 @@ def _extra_fields(var, members: int, own_history: bool, attrs) -> dict:
                                "units": attrs.get("units", "1")}
     if own_history:
         extra[f"{var}_history"] = {
-            "long_name": f"{var} as carried into the history of the next day (the model's "
-                         "one-step conditional mean, tied to the driver)",
+            "long_name": f"{var} as carried into the history of the next day (the estimate "
+                         "named by the store's xdownscale_rollout_carry, tied to the driver)",
             "units": attrs.get("units", "1")}
     return extra
 
@@ -389,7 +395,11 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
     if nan_days not in _NAN_DAYS:
         raise ConfigError(f"nan_days={nan_days!r} is not one of {list(_NAN_DAYS)}")
     sampler, steps, seed, fusion = resolve_sampling(est, members, sampler, steps, seed, None)
-    own_history = carries_mean(est, carry, members, sampler, steps)
+    # the carried field is stored apart (<var>_history) when it is not the output <var>: the
+    # one-step mean carried beside an ensemble-mean output, or the ensemble mean carried
+    # beside a conditional-mean output
+    point = point_is_conditional_mean(est, members, sampler, steps)
+    own_history = carries_mean(est, carry, members, sampler, steps) != point
     cfg = est.config_
     n_lags, var = cfg.n_lags, est.var_
     coarse_log = prepare_coarse(est, coarse)
@@ -420,6 +430,8 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
         meta["xdownscale_coarse_consistency"] = 1
     meta["xdownscale_rollout_carry"] = carry
     meta["xdownscale_rollout_own_history"] = int(own_history)
+    if point:  # it changes the numbers; older stores never had it
+        meta["xdownscale_point"] = "conditional_mean"
     if store is None:
         return _run(est, days, coarse_log, seed_buffer, nan, 0, None, meta, members, sampler,
                     steps, seed, fusion, check)
@@ -441,6 +453,11 @@ def _run(est, days, coarse_log, buffer, nan, first, store, meta, members, sample
     keep = store is None
     shape = (len(days), est.lat_.size, est.lon_.size)
     own = _own(meta)
+    point = meta.get("xdownscale_point") == "conditional_mean"
+    carry_one = point != own  # the one-step mean goes into the history
+    # with the point from its own pass, members are sampled for the spread, or for the
+    # history when the ensemble is carried
+    sample = not point or members > 1 or own
     means = np.full(shape, np.nan, np.float32) if keep else None
     stds = np.full(shape, np.nan, np.float32) if keep and members > 1 else None
     carried = np.full(shape, np.nan, np.float32) if keep and own else None
@@ -452,16 +469,19 @@ def _run(est, days, coarse_log, buffer, nan, first, store, meta, members, sample
             bar.update(1)
             continue
         drv = np.asarray(coarse_log.sel(time=[days[i]]).values, np.float32)
-        vals = predict_days_array(est, [days[i]], drv, buffer[None], members=members,
-                                  sampler=sampler, steps=steps, seed=seed, fusion=fusion)
-        vals = check(days[i], vals, drv[0])
-        mean = vals.mean(axis=0)[0].astype(np.float32)
-        std = vals.std(axis=0, ddof=1)[0].astype(np.float32) if members > 1 else None
-        nxt = None
-        if own:  # the day's one-step conditional mean, tied like the output, goes on
-            one = predict_days_array(est, [days[i]], drv, buffer[None], members=1,
-                                     sampler="ddim", steps=1, seed=seed, fusion=fusion)
-            nxt = check.tie(days[i], one, drv[0])[0, 0].astype(np.float32)
+        one = ens = std = None
+        if sample:  # the check ties them, records them and watches their drift
+            vals = predict_days_array(est, [days[i]], drv, buffer[None], members=members,
+                                      sampler=sampler, steps=steps, seed=seed, fusion=fusion)
+            vals = check(days[i], vals, drv[0])
+            ens = vals.mean(axis=0)[0].astype(np.float32)
+            std = vals.std(axis=0, ddof=1)[0].astype(np.float32) if members > 1 else None
+        if point or carry_one:  # the day's one-step conditional mean, tied like the output
+            one = predict_days_array(est, [days[i]], drv, buffer[None], seed=seed, fusion=fusion,
+                                     **ONE_STEP)
+            one = (check.tie if sample else check)(days[i], one, drv[0])[0, 0].astype(np.float32)
+        mean = one if point else ens
+        nxt = (one if carry_one else ens) if own else None
         if keep:
             means[i] = mean
             if std is not None:
