@@ -242,7 +242,8 @@ def _data_figures(a: _Area, estimators) -> list[tuple[str, str]]:
 
 
 def _prediction_figures(a: _Area, predictions) -> list[tuple[str, str]]:
-    """Figure 6 per model: a test day's truth, one member, the ensemble mean, differences."""
+    """Figure 6 per model: a test day's truth, one member, the point prediction (the ensemble
+    mean, or the DDPM's one-step conditional mean), differences."""
     figs, var = [], a.var
     for model, pred in predictions.items():
         tday = pd.Timestamp(pred["time"].values[len(pred["time"]) // 2])
@@ -250,9 +251,12 @@ def _prediction_figures(a: _Area, predictions) -> list[tuple[str, str]]:
         if f"{var}_members" in pred:  # one member beside the mean: the mean is smoother
             m = pred.sizes["member"]
             member = pred[f"{var}_members"].sel(time=[tday]).isel(member=0, drop=True)
+            point = (f"{model}: one-step conditional mean"
+                     if pred[var].attrs.get("xdownscale_point") == "conditional_mean"
+                     else f"{model}: mean of {m} members")
             ax = dg_plots().plot_map(truth_day, member, mean_day, difference=(0, 2),
-                                     labels=["truth", f"{model}: member 1 of {m}",
-                                             f"{model}: mean of {m} members"], time=tday)
+                                     labels=["truth", f"{model}: member 1 of {m}", point],
+                                     time=tday)
         else:
             ax = dg_plots().plot_map(truth_day, mean_day, labels=["truth", f"{model}"],
                                      time=tday)

@@ -226,8 +226,9 @@ class Downscaler:
         Returns
         -------
         xarray.Dataset
-            ``<var>`` (ensemble mean, data units), ``<var>_std`` when ``members > 1`` and
-            optionally ``<var>_members``. Lazy when ``coarse`` or ``history`` is dask-backed:
+            ``<var>`` (the point, data units: the DDPM's one-step conditional mean with
+            ``point_estimate="conditional_mean"``, else the ensemble mean), ``<var>_std``
+            when ``members > 1`` and optionally ``<var>_members``. Lazy when ``coarse`` or ``history`` is dask-backed:
             one task per time chunk of ``coarse`` and latitude/longitude tile of ``history``,
             each predicted with a ``patch``-pixel overlap and trimmed, so the chunking does not
             change the numbers.
@@ -248,10 +249,11 @@ class Downscaler:
         Seeded with the last ``n_lags`` days of ``history`` before ``start``; each predicted
         day is appended to the history of the next. What is appended: with ``carry="mean"``
         (default) the DDPM's one-step estimate of the day's conditional mean (one more DDIM
-        step per day; returned and stored as ``<var>_history``), whatever ``members`` and
-        ``sampler`` make the output; with ``carry="ensemble"`` (and always for the U-Net and
-        the VAE) the output's ensemble mean, which for one sampled member carries its noise
-        into every later day. With ``store`` (a zarr
+        step per day; returned and stored as ``<var>_history`` unless the output ``<var>`` is
+        that estimate already, with ``point_estimate="conditional_mean"``), whatever
+        ``members`` and ``sampler`` make the output; with ``carry="ensemble"`` (and always for
+        the U-Net and the VAE) the members' mean, which for one sampled member carries its
+        noise into every later day. With ``store`` (a zarr
         path) each day is written as soon as it is done and a rerun resumes at the first
         missing day, giving the same result as an uninterrupted run. A coarse day with NaN is
         refused (``nan_days="raise"``) or left undone (``"skip"``); see the reliability page.
