@@ -188,6 +188,9 @@ def main(argv=None) -> None:
               f", bicubic {t.loc['bicubic', 'r2_log10']:.3f}"
               + (f", without the step {t.loc[f'{model}_untied', 'r2_log10']:.3f}"
                  if f"{model}_untied" in t.index else "")
+              + (f", members' mean {t.loc[f'{model}_ensmean', 'r2_log10']:.3f} / "
+                 f"{t.loc[f'{model}_ensmean', 'r2_data']:.3f}"
+                 if f"{model}_ensmean" in t.index else "")
               + (f", one step {t.loc[f'{model}_1step', 'r2_log10']:.3f} / "
                  f"{t.loc[f'{model}_1step', 'r2_data']:.3f}"
                  if f"{model}_1step" in t.index else "") + "); R2 data "

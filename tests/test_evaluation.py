@@ -270,24 +270,40 @@ def _steps_stub(monkeypatch):
     monkeypatch.setattr(rollout_mod, "predict_days_array", kernel)
 
 
+def _with_point(est, point):
+    """``est`` with ``point_estimate=point`` for the length of a test (a fixture's body)."""
+    old = est.config_
+    est.config_ = old.replace(point_estimate=point)
+    try:
+        yield est
+    finally:
+        est.config_ = old
+
+
 @pytest.fixture
 def ensemble_mean(est):
-    """``est`` with ``point_estimate="ensemble_mean"`` for the length of a test."""
-    old = est.config_
-    est.config_ = old.replace(point_estimate="ensemble_mean")
-    yield est
-    est.config_ = old
+    yield from _with_point(est, "ensemble_mean")
+
+
+@pytest.fixture
+def conditional_mean(est):
+    yield from _with_point(est, "conditional_mean")
+
+
+def _stubbed_rollout(monkeypatch, toy_pair):
+    """The steps stub in place; the coarse record, the seed day and the rollout arguments."""
+    coarse, fine, _ = toy_pair
+    _steps_stub(monkeypatch)
+    history = fine.sel(time=slice(None, "2006-06-30"))
+    kw = dict(history=history, start=START, end="2006-07-04", coarse_consistency=False,
+              drift_threshold=None, steps=3)
+    return coarse, history[VAR].isel(time=-1).values, kw
 
 
 def test_rollout_carries_the_one_step_mean_not_the_sampled_output(ensemble_mean, toy_pair,
                                                                   monkeypatch, tmp_path):
     est = ensemble_mean
-    coarse, fine, _ = toy_pair
-    _steps_stub(monkeypatch)
-    history = fine.sel(time=slice(None, "2006-06-30"))
-    seed_day = history[VAR].isel(time=-1).values
-    kw = dict(history=history, start=START, end="2006-07-04", coarse_consistency=False,
-              drift_threshold=None, steps=3)
+    coarse, seed_day, kw = _stubbed_rollout(monkeypatch, toy_pair)
     mean = est.rollout(coarse, **kw)  # carry="mean": every day starts from the seed day
     for k in range(4):
         np.testing.assert_allclose(mean[VAR].values[k], 2 * seed_day, rtol=1e-5)
@@ -323,15 +339,6 @@ def test_the_unet_carries_its_own_prediction(toy_pair, monkeypatch):
     out = unet.rollout(coarse, history=fine.sel(time=slice(None, "2006-06-30")), start=START,
                        end="2006-07-02")
     assert f"{VAR}_history" not in out and out.attrs["xdownscale_rollout_carry"] == "mean"
-
-
-@pytest.fixture
-def conditional_mean(est):
-    """``est`` with ``point_estimate="conditional_mean"`` for the length of a test."""
-    old = est.config_
-    est.config_ = old.replace(point_estimate="conditional_mean")
-    yield est
-    est.config_ = old
 
 
 def test_the_point_estimate_is_the_one_step_mean_beside_sampled_members(conditional_mean,
@@ -380,12 +387,7 @@ def test_the_point_estimate_is_the_one_step_mean_beside_sampled_members(conditio
 def test_a_conditional_mean_rollout_outputs_and_carries_the_one_step_mean(conditional_mean,
                                                                          toy_pair, monkeypatch):
     est = conditional_mean
-    coarse, fine, _ = toy_pair
-    _steps_stub(monkeypatch)
-    history = fine.sel(time=slice(None, "2006-06-30"))
-    seed_day = history[VAR].isel(time=-1).values
-    kw = dict(history=history, start=START, end="2006-07-04", coarse_consistency=False,
-              drift_threshold=None, steps=3)
+    coarse, seed_day, kw = _stubbed_rollout(monkeypatch, toy_pair)
     # carry="mean": the output is the one-step mean and feeds back; the members (doubled by
     # the stub) give only the spread, here 0
     mean = est.rollout(coarse, members=2, **kw)

@@ -126,8 +126,8 @@ class DownscaleConfig:
     eta: float = 0.0
     # share of the DDPM's training samples drawn at the last (pure-noise) step, where its x0 is
     # the conditional mean that the ensemble mean approximates; the rest uniform over steps.
-    # 0.25 raised fast()'s R2 (log10) on 9 of 14 test-bed fits, but on one bed's extreme event
-    # a DDIM-10 member blew up in data units: off until that is guarded (docs' training guide)
+    # fast() takes 0.25 with point_estimate="conditional_mean" (docs' training guide); 0 here
+    # and in paper(): the large networks were not measured with it
     mean_share: float = 0.0
     # what the DDPM's point field <var> is: the mean of the sampled members, or the network's
     # one-step estimate of the conditional mean (one DDIM step from noise, one pass; the
