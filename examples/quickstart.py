@@ -51,11 +51,12 @@ def main(argv=None):
         print(f"{name:8s} R2(log10) = {float(scores.r2_mean):.3f}  "
               f"RMSE(log10) = {float(scores.rmse_mean):.3f}{crps}")
 
-    # truth, one member, the ensemble mean, and mean minus truth
+    # truth, one member, the point prediction (fast()'s DDPM: its one-step conditional mean;
+    # pred["DUEXTTAU"].attrs["xdownscale_point"] says which), and point minus truth
     day = days[len(days) // 2]
     member = pred["DUEXTTAU_members"].isel(member=0)
     axes = fine.dustdiag.plot_map(member, pred, time=day, difference=(0, 2),
-                                  labels=["truth", "member 1", f"mean of {members}"])
+                                  labels=["truth", "member 1", "point prediction"])
     axes[0].figure.savefig(args.out, dpi=100, bbox_inches="tight")
     print(f"map saved to {args.out}")
     return pred
