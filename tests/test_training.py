@@ -233,12 +233,36 @@ def test_non_finite_loss_raises():
         train(Scalar(), sq_loss, const(math.nan), None, **BASE)
 
 
-def test_quiet_when_not_verbose_and_amp_ignored_on_cpu(capsys):
+def test_quiet_when_not_verbose(capsys):
     # progress shows without a TTY too (tests/test_progress.py); verbose=False silences it
     train(Scalar(), sq_loss, const(1.0), None, **{**BASE, "epochs": 2, "verbose": False},
           amp=True)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_on_cpu_is_bfloat16_only_where_native(monkeypatch, native):
+    """On a CPU, mixed precision is bfloat16 autocast when the CPU computes it natively and
+    nothing otherwise; either way the loss is a float and training still converges."""
+    from xdownscale.estimator import training
+
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: native)
+    ctx, dtype = training._autocast(torch.device("cpu"), True)
+    assert dtype == (torch.bfloat16 if native else None)
+    with ctx:
+        y = nn.Linear(4, 3)(torch.ones(2, 4))
+    assert y.dtype == (torch.bfloat16 if native else torch.float32)
+    assert training._autocast(torch.device("cpu"), False)[1] is None
+    # a linear fit of y = 2x in bfloat16 still gets there (to bfloat16's precision)
+    torch.manual_seed(0)
+    x = torch.randn(64, 1)
+    net = nn.Linear(1, 1, bias=False)
+    data = [{"x": x, "y": 2 * x}]
+    log = train(net, lambda m, b: ((m(b["x"]).float() - b["y"]) ** 2).mean(), data, None,
+                **{**BASE, "epochs": 60, "lr": 0.05}, amp=True)
+    assert net.weight.item() == pytest.approx(2.0, abs=0.02)
+    assert log["train_loss"].dtype == np.float64
 
 
 def test_resolve_device():
