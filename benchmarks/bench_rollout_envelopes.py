@@ -7,7 +7,10 @@ record from 2005-01-01, is rolled out for ``--days`` days from the day after the
 with and without ``coarse_consistency``. ``xdownscale.diagnostics.ood_checks`` then cuts the
 rollout, the fine record and the coarse record (regridded bicubically, 2005-01-01 to the end
 of the rollout) into season blocks and tells, per rolled-out block, whether its semivariogram
-sill, lag-1 ACF and lag-1 image R² lie in the season's envelope of the two records.
+sill, lag-1 ACF and lag-1 image R² lie in the season's envelope of the two records. The
+fine truth of the rolled-out days (the synthetic generator with a longer fine record) is checked
+the same way, as a perfect rollout would be, and each rollout's statistics are printed minus
+the truth's.
 
 Run::
 
@@ -87,7 +90,22 @@ def main(argv=None):
     end = start + pd.Timedelta(days=args.days - 1)
     ref = regrid_like(coarse[VAR].sel(time=slice(ref_start, end)),
                       fine[VAR].isel(time=0, drop=True))
+    # The pair is synthetic, so the fine truth of the rolled-out days exists: the same generator
+    # with a longer fine record (same seed: the same numbers on the days both cover). Checked
+    # like a rollout, it says what a perfect model would score against the envelopes.
+    _, longer, _ = xdownscale.datasets.synthetic(
+        area="A1", seed=args.seed, coarse_start=coarse["time"].values[0],
+        coarse_end=coarse["time"].values[-1], fine_start=fine["time"].values[0],
+        fine_days=args.fine_days + args.days)
+    if not longer[VAR].isel(time=slice(0, args.fine_days)).equals(fine[VAR]):
+        raise RuntimeError("the longer synthetic fine record does not repeat the fine record")
+    truth = longer.sel(time=slice(start, end))
     tables, checks = {}, {}
+    t0 = time.perf_counter()
+    checks["truth"] = ood_checks(truth, fine, ref, n_pairs=args.n_pairs)
+    print(f"truth: the fine truth of {start.date()}..{end.date()} checked like a rollout "
+          f"{time.perf_counter() - t0:.0f} s; " + ", ".join(
+              f"inside_{k}={checks['truth'].attrs[f'inside_{k}']}" for k in ("sill", "acf1", "lag1_r2")))
     for name, cc in (("no step", False), ("coarse consistency", True)):
         t0 = time.perf_counter()
         roll = est.rollout(coarse, history=fine, start=start, end=end, steps=args.steps,
@@ -97,12 +115,13 @@ def main(argv=None):
         res = ood_checks(roll, fine, ref, n_pairs=args.n_pairs)
         t_chk = time.perf_counter() - t0
         checks[name] = res
-        df = res[["sill", "acf1", "lag1_r2", "sill_inside", "acf1_inside",
-                  "lag1_r2_inside"]].to_dataframe()
-        tables[name] = df[df["product"] == "rollout"].drop(columns=["product"])
         print(f"{name}: rollout {start.date()}..{end.date()} {t_roll:.0f} s, checks {t_chk:.0f} s; "
               + ", ".join(f"inside_{k}={res.attrs[f'inside_{k}']}" for k in
                           ("sill", "acf1", "lag1_r2")))
+    cols = ["sill", "acf1", "lag1_r2", "sill_inside", "acf1_inside", "lag1_r2_inside"]
+    for name, res in checks.items():
+        df = res[cols].to_dataframe()
+        tables[name] = df[df["product"] == "rollout"].drop(columns=["product"])
     env = checks["no step"]
     print(f"\nfit {fit_s:.0f} s (0 = cached); envelopes from the fine record "
           f"{pd.Timestamp(fine.time.values[0]).date()}..{pd.Timestamp(fine.time.values[-1]).date()}"
@@ -112,8 +131,16 @@ def main(argv=None):
         e = env[f"{stat}_envelope"].to_dataframe(name=stat)[stat].unstack("bound")
         print(f"-- {stat}\n{e.round(3).to_string()}")
     for name, df in tables.items():
-        print(f"\nrolled-out blocks, {name}\n" + df.reset_index(drop=True).to_string(
+        what = ("the fine truth of the rolled-out days" if name == "truth"
+                else f"rolled-out blocks, {name}")
+        print(f"\n{what}\n" + df.reset_index(drop=True).to_string(
             index=False, float_format="{:.3f}".format))
+    stats = ["sill", "acf1", "lag1_r2"]
+    for name in ("no step", "coarse consistency"):
+        diff = tables[name][stats].values - tables["truth"][stats].values
+        print(f"\n{name} minus the truth, per block (" + ", ".join(tables[name]["season"])
+              + "): " + "; ".join(f"{s} " + " ".join(f"{v:+.3f}" for v in diff[:, i])
+                                 for i, s in enumerate(stats)))
     if args.out:
         import matplotlib
 
