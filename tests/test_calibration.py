@@ -38,13 +38,15 @@ def calibrated(toy_pair):
     torch.manual_seed(0)
     # a few hundred steps, so the members spread (an untrained residual model is bicubic);
     # the tiny model needs more than the shipped bound, so the test widens it to see the
-    # factor itself (test_the_factor_is_bounded checks the bound)
+    # factor itself (test_the_factor_is_bounded checks the bound), and lifts the texture
+    # bound (test_fit_bounds_the_texture checks it)
     limits, _fit.SPREAD_LIMITS = _fit.SPREAD_LIMITS, (0.1, 10.0)
+    texture, _fit.MAX_TEXTURE = _fit.MAX_TEXTURE, None
     try:
         est = coarse.downscale.fit(fine, elevation=elev, model="ddpm", seasons=["JJA"],
                                    config=tiny_config(min_steps=300, epochs=3))
     finally:
-        _fit.SPREAD_LIMITS = limits
+        _fit.SPREAD_LIMITS, _fit.MAX_TEXTURE = limits, texture
     return est, coarse, fine
 
 
@@ -119,9 +121,37 @@ def test_the_factor_is_bounded(calibrated):
     factor = est.spread_["JJA"]
     lo, hi = _fit.SPREAD_LIMITS
     try:
-        report = _fit.calibrate_spread(est, coarse, fine, members=2)["JJA"]
+        report = _fit.calibrate_spread(est, coarse, fine, members=2, max_texture=None)["JJA"]
         assert est.spread_["JJA"] == pytest.approx(float(np.clip(1 / report["ssr"], lo, hi)))
         assert lo <= est.spread_["JJA"] <= hi
+    finally:
+        est.spread_["JJA"] = factor
+
+
+def test_fit_bounds_the_texture(calibrated):
+    est, coarse, fine = calibrated
+    factor = est.spread_["JJA"]
+    try:
+        free = _fit.calibrate_spread(est, coarse, fine, members=2, max_texture=None)["JJA"]
+        assert free["factor"] == free["factor_ssr"] > 1  # the toy ensemble is too narrow
+        sampled, scaled = free["texture"]
+        assert scaled > sampled
+        # a bound between the two stops the factor where the members reach it
+        bound = (sampled + scaled) / 2
+        kept = _fit.calibrate_spread(est, coarse, fine, members=2, max_texture=bound)["JJA"]
+        assert 1 < kept["factor"] < free["factor"] == kept["factor_ssr"]
+        assert kept["texture"][1] <= bound
+        assert est.spread_["JJA"] == kept["factor"]
+        # and the members predicted with it have that texture
+        days = kept["days"]
+        pred = est.predict(coarse.sel(time=days), history=fine, members=2,
+                           seed=est.config_.seed, keep_members=True, coarse_consistency=False)
+        eps = est.config_.eps
+        members = np.log10(pred[f"{VAR}_members"].transpose("member", "time", ...).values + eps)
+        truth = np.log10(fine[VAR].sel(time=days).values + eps)
+        ratio = np.median(np.mean([_fit._pixel_semivariance(m) for m in members], axis=0)
+                          / _fit._pixel_semivariance(truth))
+        assert ratio == pytest.approx(kept["texture"][1], rel=0.02)
     finally:
         est.spread_["JJA"] = factor
 
@@ -137,3 +167,35 @@ def test_deterministic_models_have_no_spread_to_calibrate(toy_pair):
     off = coarse.downscale.fit(fine, elevation=elev, model="ddpm", seasons=["JJA"],
                                config=tiny_config(calibrate_spread=False))
     assert off.spread_ == {}
+
+
+def test_pixel_semivariance_is_half_the_mean_squared_neighbour_difference():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 6, 7))
+    x[1, 2, 3] = np.nan  # its four neighbour pairs drop out
+    got = _fit._pixel_semivariance(x)
+    for t in range(3):
+        pairs = [(x[t, i, j], x[t, i2, j2]) for i in range(6) for j in range(7)
+                 for i2, j2 in ((i + 1, j), (i, j + 1)) if i2 < 6 and j2 < 7]
+        sq = [(u - v) ** 2 for u, v in pairs if np.isfinite(u) and np.isfinite(v)]
+        assert got[t] == pytest.approx(0.5 * np.mean(sq))
+
+
+def test_the_factor_stops_where_members_get_rougher_than_the_truth():
+    rng = np.random.default_rng(2)
+    truth = rng.normal(scale=1.0, size=(4, 20, 20))
+    mean = np.zeros((4, 20, 20))  # a flat mean: texture(f) = f² x the deviations' own
+    dev = rng.normal(scale=0.8, size=(5, 4, 20, 20))
+    members = mean + dev - dev.mean(0)
+    sampled = np.median(_fit._pixel_semivariance_terms(members - members.mean(0), mean)[2]
+                        / _fit._pixel_semivariance(truth))
+    f, before, after = _fit.texture_bounded_factor(members, truth, 2.0, max_texture=1.2)
+    assert before == pytest.approx(sampled)
+    assert 1.0 < f < 2.0 and f == pytest.approx(np.sqrt(1.2 / sampled), abs=0.01)
+    assert after <= 1.2 and after == pytest.approx(1.2, abs=0.02)
+    # no bound, a factor that does not roughen past it, or one that shrinks: as asked
+    assert _fit.texture_bounded_factor(members, truth, 2.0, max_texture=None)[0] == 2.0
+    assert _fit.texture_bounded_factor(members, truth, 1.1, max_texture=1.2)[0] == 1.1
+    assert _fit.texture_bounded_factor(members, truth, 0.7, max_texture=0.1)[0] == 0.7
+    # members rougher than the bound as sampled are not scaled up at all
+    assert _fit.texture_bounded_factor(3 * members, truth, 2.0, max_texture=1.2)[0] == 1.0

@@ -175,7 +175,11 @@ def _validation_lines(a: _Area, estimators) -> list[str]:
             lines += [f"{model} {season}: the ensemble spread was calibrated on these days "
                       f"(spread/skill {r['ssr']:.2f} as sampled; members' deviations from "
                       f"their mean × {r['spread_factor']:.2f} in predictions of two or more "
-                      "members).", ""]
+                      "members)" + (f"; a member's pixel-scale texture is "
+                                    f"{r['texture_calibrated']:.2f} × the truth's "
+                                    f"({r['texture_sampled']:.2f} as sampled)"
+                                    if np.isfinite(r.get("texture_calibrated", np.nan))
+                                    else "") + ".", ""]
     return lines
 
 

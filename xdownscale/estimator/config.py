@@ -15,6 +15,14 @@ from ..errors import ConfigError
 
 __all__ = ["DownscaleConfig"]
 
+# Scaling the deviations scales a member's pixel-scale texture with its spread; where the
+# spread asks for more than the texture allows, the factor stops where a member is this much
+# rougher than the truth (pixel-neighbour semivariance, the calibration days' median):
+# on the short-record test-bed as sampled members were 34 % smoother than the truth, and the
+# factor of 2 their spread needed made them 37 % rougher (docs, prediction guide);
+# Downscaler.calibrate(max_texture=)
+MAX_TEXTURE = 1.2
+
 _CHOICES = {
     "scaler": ("minmax", "zscore"),
     "regrid_method": ("cubic", "spline", "linear", "nearest"),

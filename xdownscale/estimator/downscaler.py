@@ -18,7 +18,7 @@ from .._coords import DEFAULT_VAR
 from ..data.seasons import SEASONS
 from ..errors import ConfigError, NotFittedError
 from ..predict.drift import DEFAULT_DRIFT_THRESHOLD
-from .config import DownscaleConfig
+from .config import MAX_TEXTURE, DownscaleConfig
 
 __all__ = ["Downscaler", "fit", "MODELS"]
 
@@ -150,7 +150,8 @@ class Downscaler:
         fit_estimator(self, cfg, coarse, fine, elevation, pretrained=pretrained)
         return self
 
-    def calibrate(self, coarse, fine, *, days=None, members: int = 4) -> Downscaler:
+    def calibrate(self, coarse, fine, *, days=None, members: int = 4,
+                  max_texture: float | None = MAX_TEXTURE) -> Downscaler:
         """Scale each season's ensemble spread to the error of its mean on held-out days.
 
         ``fit`` does this on the validation days when ``calibrate_spread`` is on (the
@@ -160,7 +161,10 @@ class Downscaler:
         :func:`~xdownscale.diagnostics.spread_skill`) on the median day gives the factor
         ``1 / SSR`` (bounded to 0.5-2) that
         predictions of two or more members then apply to their deviations from the ensemble
-        mean (the mean, and a one-member prediction, are unchanged). The factors are in
+        mean (the mean, and a one-member prediction, are unchanged). Scaling the deviations
+        also roughens each member, so a factor above 1 stops where a member would be more
+        than ``max_texture`` times as rough as the truth at the pixel scale (semivariance of
+        neighbouring pixels, log10, median over ``days``). The factors are in
         ``spread_`` and saved with the model.
 
         Parameters
@@ -171,6 +175,10 @@ class Downscaler:
             Held-out days to calibrate on; seasons without any keep their factor.
         members : int, default 4
             Ensemble size of the calibration run (at least 2).
+        max_texture : float or None, default 1.2
+            Bound on a calibrated member's pixel-scale semivariance over the truth's; ``None``
+            scales the spread to its error whatever the texture (the factor is then
+            ``1 / SSR``, bounded).
 
         Returns
         -------
@@ -180,7 +188,8 @@ class Downscaler:
         from .stages import calibrate_spread
 
         self._check_fitted("calibrate")
-        calibrate_spread(self, coarse, fine, days=days, members=members)
+        calibrate_spread(self, coarse, fine, days=days, members=members,
+                         max_texture=max_texture)
         return self
 
     # -- prediction -------------------------------------------------------------------------

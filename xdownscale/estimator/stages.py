@@ -14,9 +14,11 @@ from ..data.covariates import CovariateSpec
 from ..data.seasons import SEASONS, season_of
 from ..data.transforms import Scaler, log10_transform
 from ..diagnostics import baselines
+from ..diagnostics._common import field
 from ..errors import ConfigError, XDownscaleWarning
 from ..tiling.patches import DayPatchDataset, patch_starts
 from . import inputs
+from .config import MAX_TEXTURE
 from .fitted import FittedState
 from .modules import SeasonModule, build_small
 from .training import resolve_device, train
@@ -250,7 +252,8 @@ def fit_estimator(est, cfg, coarse, fine, elevation, pretrained=None) -> None:
                                            data.coarse_da)).apply(est)
     # 2 members: the pooled ratio over a season's validation pixels is already precise, and
     # member 0 is the one-member prediction the validation scores need anyway
-    calibration = (calibrate_spread(est, data.coarse_da, data.fine_da, members=2)
+    calibration = (calibrate_spread(est, data.coarse_da, data.fine_da, members=2,
+                                    max_texture=MAX_TEXTURE)
                    if cfg.calibrate_spread and est.model in GENERATIVE else {})
     est.validation_ = (validation_scores(est, data.coarse_da, data.coarse_on_fine, data.fine_da,
                                          calibration) if cfg.validation else None)
@@ -276,7 +279,66 @@ GENERATIVE = ("ddpm", "vae")
 SPREAD_LIMITS = (0.5, 2.0)
 
 
-def calibrate_spread(est, coarse, fine, days=None, members: int = 4) -> dict:
+
+
+def _pixel_semivariance_terms(dev_from: np.ndarray, around: np.ndarray):
+    """Per day, the three terms of the pixel-neighbour semivariance of ``around + f * dev``
+    as a quadratic in ``f``: ``a + 2 f b + f² c``, averaged over members, both grid
+    directions and the finite pixel pairs.
+
+    ``dev_from`` (member, time, y, x), ``around`` (time, y, x), both log10. Written out, not
+    taken from the variogram module: the factor search evaluates it for many ``f`` and needs
+    the three sums, not a binned curve.
+    """
+    a = np.zeros(around.shape[0])
+    b, c, n = a.copy(), a.copy(), a.copy()
+    for axis in (-1, -2):
+        dm = np.diff(around, axis=axis)[None]
+        dd = np.diff(dev_from, axis=axis)
+        ok = np.isfinite(dm) & np.isfinite(dd)
+        dm, dd = np.where(ok, dm, 0.0), np.where(ok, dd, 0.0)
+        a += 0.5 * (dm**2).sum(axis=(0, 2, 3))
+        b += 0.5 * (dm * dd).sum(axis=(0, 2, 3))
+        c += 0.5 * (dd**2).sum(axis=(0, 2, 3))
+        n += ok.sum(axis=(0, 2, 3))
+    n = np.where(n > 0, n, np.nan)
+    return a / n, b / n, c / n
+
+
+def _pixel_semivariance(x: np.ndarray) -> np.ndarray:
+    """Per day (axis 0), the pixel-neighbour semivariance of a (time, y, x) field."""
+    a, _, _ = _pixel_semivariance_terms(np.zeros((1,) + x.shape), x)
+    return a
+
+
+def texture_bounded_factor(members_log: np.ndarray, truth_log: np.ndarray, factor: float,
+                           max_texture: float | None = MAX_TEXTURE) -> tuple[float, float, float]:
+    """The largest factor in ``[1, factor]`` whose scaled members are at most ``max_texture``
+    times as rough as the truth at the pixel scale (median over days).
+
+    Returns ``(factor, texture_before, texture_after)``: the members' pixel-neighbour
+    semivariance over the truth's as sampled and after the chosen factor. A factor of 1 or
+    less (the spread is shrunk, and the texture with it) and ``max_texture=None`` leave
+    ``factor`` as it is; members already rougher than the bound as sampled keep 1.
+    """
+    mean = np.nanmean(members_log, axis=0)
+    a, b, c = _pixel_semivariance_terms(members_log - mean[None], mean)
+    truth = _pixel_semivariance(truth_log)
+
+    def texture(f):
+        return float(np.nanmedian((a + 2 * f * b + f * f * c) / truth))
+
+    before = texture(1.0)
+    if max_texture is not None and factor > 1.0 and texture(factor) > max_texture:
+        # the median of quadratics that grow with f (b, c >= 0 in practice) on a fine grid
+        grid = np.linspace(1.0, factor, 201)
+        ok = [f for f in grid if texture(f) <= max_texture]
+        factor = float(ok[-1]) if ok else 1.0
+    return factor, before, texture(factor)
+
+
+def calibrate_spread(est, coarse, fine, days=None, members: int = 4,
+                     max_texture: float | None = MAX_TEXTURE) -> dict:
     """Fit, per season, the factor on the members' deviations from their mean that makes the
     spread/skill ratio 1 on held-out days, and set it in ``est.spread_``.
 
@@ -286,9 +348,14 @@ def calibrate_spread(est, coarse, fine, days=None, members: int = 4) -> dict:
     The ratio is the variance form of :func:`~xdownscale.diagnostics.spread_skill` (log10)
     per day, and the factor ``1 / median over days``, bounded to ``SPREAD_LIMITS``: a pooled
     ratio is set by the worst days, and a few days of one extreme event in a short
-    validation period would inflate every later ensemble for them. ``days``: the days to use (default:
+    validation period would inflate every later ensemble for them. A factor above 1 also
+    roughens each member; it stops where a member would be more than ``max_texture`` times
+    as rough as the truth at the pixel scale on those days (:func:`texture_bounded_factor`;
+    ``None``: no bound): an ensemble a little narrower than its error rather than members
+    with texture the truth does not have. ``days``: the days to use (default:
     each season's validation days, else its holdout). Seasons without such days keep their
-    factor. Returns ``{season: {"ssr": before, "factor": factor, "days": the days,
+    factor. Returns ``{season: {"ssr": before, "factor": factor, "factor_ssr": 1 / ssr
+    bounded, "texture": (members over truth as sampled, after), "days": the days,
     "first": member 0 (the one-member prediction of those days)}}``.
     """
     from ..diagnostics.ensemble import spread_skill
@@ -320,9 +387,15 @@ def calibrate_spread(est, coarse, fine, days=None, members: int = 4) -> dict:
         daily = spread_skill(ens, fine.sel(time=sdays), var=est.var, truth_var=est.var,
                              eps=est.config_.eps)["ssr"].values
         ssr = float(np.nanmedian(daily)) if np.isfinite(daily).any() else np.nan
-        factor = float(np.clip(1.0 / ssr, *SPREAD_LIMITS)) if np.isfinite(ssr) and ssr > 0 else 1.0
+        by_ssr = float(np.clip(1.0 / ssr, *SPREAD_LIMITS)) if np.isfinite(ssr) and ssr > 0 else 1.0
+        eps = est.config_.eps
+        truth = field(fine, est.var).sel(time=sdays).transpose("time", "lat", "lon")
+        factor, *texture = texture_bounded_factor(
+            np.log10(ens.transpose("member", "time", "lat", "lon").values + eps),
+            np.log10(truth.values + eps), by_ssr, max_texture)
         est.spread_[season] = factor
-        report[season] = {"ssr": ssr, "factor": factor, "days": sdays,
+        report[season] = {"ssr": ssr, "factor": factor, "factor_ssr": by_ssr,
+                          "texture": tuple(texture), "days": sdays,
                           "first": pred[est.var].copy(data=ens.isel(member=0).values)}
     return report
 
@@ -333,7 +406,9 @@ def validation_scores(est, coarse, coarse_on_fine, fine, calibration=None) -> pd
 
     Returns a DataFrame indexed by (season, method) with R², RMSE, bias in log10 and data
     units, and for a calibrated generative model its spread/skill ratio before calibration
-    (``ssr``) and the factor fitted (``spread_factor``); warns with
+    (``ssr``), the factor fitted (``spread_factor``) and a member's pixel-scale
+    semivariance over the truth's as sampled and calibrated (``texture_sampled``,
+    ``texture_calibrated``); warns with
     :class:`~xdownscale.errors.XDownscaleWarning` for every season where the model does not
     beat bicubic interpolation in both spaces.
     """
@@ -363,6 +438,8 @@ def validation_scores(est, coarse, coarse_on_fine, fine, calibration=None) -> pd
         if season in (calibration or {}):
             t.loc[est.model, "ssr"] = calibration[season]["ssr"]
             t.loc[est.model, "spread_factor"] = calibration[season]["factor"]
+            t.loc[est.model, "texture_sampled"], t.loc[est.model, "texture_calibrated"] = (
+                calibration[season]["texture"])
         worse = [space for space in ("log10", "data")
                  if t.loc[est.model, f"r2_{space}"] < t.loc["bicubic", f"r2_{space}"]]
         if worse:
