@@ -43,12 +43,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from _common import cached_fit, load_pair, parse_overrides, use_prediction_settings
 
 import xdownscale
 from xdownscale import DownscaleConfig
+from xdownscale.diagnostics._common import log10
+from xdownscale.diagnostics.baselines import interpolated, log_bias
 from xdownscale.predict.evaluation import lead_summary, plot_rollout_skill, pseudo_start
 
 VAR = "DUEXTTAU"
@@ -100,7 +103,7 @@ def _beds(args) -> pd.DataFrame:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     cache = Path(args.skill_cache or args.cache)
     overrides, tag = parse_overrides(args.set)
-    rows = []
+    rows, persistence = [], {}
     for bed in args.beds:
         coarse, fine, elev = load_pair(bed, seed=args.seed)
         cfg = DownscaleConfig.fast(seed=args.seed, verbose=False, validation=False,
@@ -119,11 +122,15 @@ def _beds(args) -> pd.DataFrame:
             continue
         print(f"\ntest-bed {bed} (seed {args.seed}), fast() DDPM, JJA")
         table = evaluate(est, coarse, fine, start, args, fit_s=fit_s, tag=f"_{bed}")
+        persistence[bed] = table.attrs["persistence"]
         rows.append(table.assign(bed=bed))
     table = pd.concat(rows)
     print("\nall beds, lead days " + args.leads)
     print(table[["bed", "run", "source", "r2", "abs_mean_log10_bias", "r2_data", "drift"]]
           .to_string(index=False, float_format="{:.3f}".format))
+    print("\nmodel-free worth of yesterday's true fine day (bc + rho r(t-1) against bc):")
+    print(pd.DataFrame(persistence).T.assign(gap=lambda d: d["oracle"] - d["bc"])
+          .to_string(float_format="{:.3f}".format))
     return table
 
 
@@ -139,6 +146,47 @@ def _saved(args) -> pd.DataFrame:
     print(f"\nshipped demo pair, saved model {args.model} ({est.model}, {season}, "
           f"inference {est.config_.inference})")
     return evaluate(est, coarse, fine, start, args, tag="_" + Path(args.model).name)
+
+
+def persistence_oracle(est, coarse, fine, days) -> tuple[float, float, float]:
+    """What yesterday's true fine day adds to bias-corrected bicubic, model-free.
+
+    The residual ``r = log10(fine) - log10(bc)`` is regressed on its value the day before
+    (one pooled slope ``rho`` over consecutive training days); on ``days``, ``bc + rho *
+    r(t-1)`` uses the true fine field of the day before, as a prediction from the true
+    history can, and a rollout at lead 21 or more cannot (its last true day is weeks old).
+    Returns ``(rho, R² of bc, R² of bc + rho r(t-1))``, per-day R² in log10 averaged over
+    ``days``: the gap is a floor on what the true history is worth on this pair.
+    """
+    eps = est.config_.eps
+    truth = fine[VAR].transpose("time", "lat", "lon")
+    bic = interpolated(coarse[VAR].sel(time=truth["time"]), truth,
+                       method=est.config_.regrid_method)
+    train = pd.DatetimeIndex(est.plans_["JJA"].train)
+    bias = log_bias(bic, truth, train, eps=eps)
+    log_truth, log_bic = (log10(x, eps).load() for x in (truth, bic))
+    resid = log_truth - log_bic - bias
+    times = pd.DatetimeIndex(truth["time"].values)
+    pairs = [(d - pd.Timedelta(days=1), d) for d in train if d - pd.Timedelta(days=1) in train]
+    prev = resid.sel(time=[p for p, _ in pairs]).values.ravel()
+    now = resid.sel(time=[d for _, d in pairs]).values.ravel()
+    ok = np.isfinite(prev) & np.isfinite(now)
+    rho = float(np.dot(prev[ok], now[ok]) / np.dot(prev[ok], prev[ok]))
+
+    def r2(pred, obs):
+        sse = np.nansum((pred - obs) ** 2)
+        return 1.0 - sse / np.nansum((obs - np.nanmean(obs)) ** 2)
+
+    scores = []
+    for d in days:
+        if d - pd.Timedelta(days=1) not in times:
+            continue
+        obs = log_truth.sel(time=d).values
+        bc = log_bic.sel(time=d).values + bias
+        scores.append((r2(bc, obs), r2(bc + rho * resid.sel(time=d - pd.Timedelta(days=1)).values,
+                                       obs)))
+    bc_r2, oracle_r2 = np.mean(scores, axis=0)
+    return rho, float(bc_r2), float(oracle_r2)
 
 
 def evaluate(est, coarse, fine, start, args, *, fit_s=0.0, tag="") -> pd.DataFrame:
@@ -186,6 +234,12 @@ def evaluate(est, coarse, fine, start, args, *, fit_s=0.0, tag="") -> pd.DataFra
               s.r2 >= summary.loc["true_history", "r2"] - 0.05, s.abs_mean_bias <= 0.05)
         print(f"{name}: R2 >= bias-corrected bicubic {ok[0]}, within 0.05 of true history "
               f"{ok[1]}, |mean log10 bias| <= 0.05 {ok[2]}")
+    lead_days = pd.date_range(start + pd.Timedelta(days=lo - 1), periods=hi - lo + 1)
+    rho, bc_r2, oracle_r2 = persistence_oracle(est, coarse, fine, lead_days)
+    print(f"model-free: bias-corrected bicubic + {rho:.2f} x yesterday's true residual R2 "
+          f"{oracle_r2:.3f} against {bc_r2:.3f} on lead days {lo}-{hi}: the true history is "
+          f"worth at least {oracle_r2 - bc_r2:+.3f} here")
+    table.attrs["persistence"] = {"rho": rho, "bc": bc_r2, "oracle": oracle_r2}
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
