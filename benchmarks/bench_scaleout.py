@@ -91,6 +91,10 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-chunk", type=int, default=1,
                    help="days per time chunk of the lazy runs (tasks = days / this)")
+    p.add_argument("--worker-saturation", default=None,
+                   help="distributed.scheduler.worker-saturation for the clusters (dask's "
+                   "default 1.1 hands a worker its next task only when it has finished one; "
+                   "'inf' hands out every ready task at once)")
     p.add_argument("--eager-threads", default="1,2", help="thread counts of the eager runs "
                    "(2 threads spin against other jobs on a loaded machine: use 1 there)")
     p.add_argument("--day-seconds", type=float, default=None,
@@ -132,9 +136,14 @@ def main(argv=None) -> None:
               flush=True)
     _set_threads(1)
 
+    import dask
+
+    saturation = ({} if args.worker_saturation is None else
+                  {"distributed.scheduler.worker-saturation": float(args.worker_saturation)})
     for workers in (1, 2):
-        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, \
+        with dask.config.set(saturation), \
+                distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                         processes=True, dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:
             # warm-up on every worker: imports and first torch calls, as in the eager runs
             client.run(_set_threads, 1)
