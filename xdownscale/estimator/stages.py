@@ -279,8 +279,6 @@ GENERATIVE = ("ddpm", "vae")
 SPREAD_LIMITS = (0.5, 2.0)
 
 
-
-
 def _pixel_semivariance_terms(dev_from: np.ndarray, around: np.ndarray):
     """Per day, the three terms of the pixel-neighbour semivariance of ``around + f * dev``
     as a quadratic in ``f``: ``a + 2 f b + f² c``, averaged over members, both grid
