@@ -124,6 +124,7 @@ from xdownscale.diagnostics import (
     skill,
     spread_skill,
 )
+from xdownscale.estimator.stages import calibrate_spread
 from xdownscale.predict.day import scale_spread
 
 VAR = "DUEXTTAU"
@@ -236,10 +237,13 @@ def main(argv=None) -> pd.DataFrame:
     factor = 1.0
     if args.calibrate:  # on the validation days, with the configured sampler (fit's way)
         t0 = time.perf_counter()
-        ddpm.calibrate(coarse, fine)
+        # est.calibrate's own function, for its report (the factor before the texture bound)
+        rep = calibrate_spread(ddpm, coarse, fine, members=4)[args.season]
         factor = ddpm.spread_[args.season]
         print(f"calibrated on the {len(ddpm.plans_[args.season].val)} validation days: "
-              f"spread factor {factor:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+              f"spread factor {factor:.3f} (1 / SSR {rep['factor_ssr']:.3f}; a member's "
+              f"pixel-scale texture {rep['texture'][0]:.2f} -> {rep['texture'][1]:.2f} x the "
+              f"truth's) ({time.perf_counter() - t0:.0f} s)", flush=True)
     ddpm.spread_ = {}  # rows are sampled as they are; "cal" rows scale them
     rows = []
     for st in settings:
