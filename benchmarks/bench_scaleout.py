@@ -28,8 +28,10 @@ Run::
 Measured on 2 quiet cores (the fit, 2 minutes on the first run, is cached; each run about
 1 minute), 16 days of tiles: eager 5.0-5.3 s, 1 worker 1.03-1.19 x eager, 2 workers
 1.39-1.80 x faster than 1 (median 1.66 over six runs); ``--days 64``: 1.78-1.84 x;
-``--inference patches``: 1.60-1.73 x. The table and what limits two workers on two cores are
-in the prediction guide. Eager on 2 threads spins against other jobs on a loaded machine;
+``--inference patches``: 1.60-1.73 x. With the one-pass point of today's ``fast()`` (0.2 s a
+day), ``--days 64``: 1 worker 1.00-1.44 x eager, 2 workers 1.50-1.94 x faster than 1;
+``--worker-saturation inf`` 1.76-2.00 x, no consistent gain over three runs each. The table
+and what limits two workers on two cores are in the prediction guide. Eager on 2 threads spins against other jobs on a loaded machine;
 leave it out there (``--eager-threads 1``).
 """
 
