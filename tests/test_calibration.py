@@ -9,6 +9,7 @@ import torch
 from conftest import tiny_config
 
 from xdownscale import Downscaler
+from xdownscale.data.transforms import log10_transform
 from xdownscale.diagnostics import spread_skill
 from xdownscale.errors import ConfigError, LagWindowError
 from xdownscale.estimator import stages as _fit
@@ -147,8 +148,9 @@ def test_fit_bounds_the_texture(calibrated):
         pred = est.predict(coarse.sel(time=days), history=fine, members=2,
                            seed=est.config_.seed, keep_members=True, coarse_consistency=False)
         eps = est.config_.eps
-        members = np.log10(pred[f"{VAR}_members"].transpose("member", "time", ...).values + eps)
-        truth = np.log10(fine[VAR].sel(time=days).values + eps)
+        members = log10_transform(pred[f"{VAR}_members"].transpose("member", "time", ...).values,
+                                  eps)
+        truth = log10_transform(fine[VAR].sel(time=days).values, eps)
         ratio = np.median(np.mean([_fit._pixel_semivariance(m) for m in members], axis=0)
                           / _fit._pixel_semivariance(truth))
         assert ratio == pytest.approx(kept["texture"][1], rel=0.02)

@@ -386,11 +386,12 @@ def calibrate_spread(est, coarse, fine, days=None, members: int = 4,
                              eps=est.config_.eps)["ssr"].values
         ssr = float(np.nanmedian(daily)) if np.isfinite(daily).any() else np.nan
         by_ssr = float(np.clip(1.0 / ssr, *SPREAD_LIMITS)) if np.isfinite(ssr) and ssr > 0 else 1.0
+        # the log10 space spread_skill judged the same days in
         eps = est.config_.eps
         truth = field(fine, est.var).sel(time=sdays).transpose("time", "lat", "lon")
         factor, *texture = texture_bounded_factor(
-            np.log10(ens.transpose("member", "time", "lat", "lon").values + eps),
-            np.log10(truth.values + eps), by_ssr, max_texture)
+            log10_transform(ens.transpose("member", "time", "lat", "lon").values, eps),
+            log10_transform(truth.values, eps), by_ssr, max_texture)
         est.spread_[season] = factor
         report[season] = {"ssr": ssr, "factor": factor, "factor_ssr": by_ssr,
                           "texture": tuple(texture), "days": sdays,
