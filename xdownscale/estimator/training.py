@@ -214,7 +214,8 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
     desc : str, default "training"
         Label of the progress bar and log lines.
     amp : bool, default False
-        Mixed precision (``torch.autocast``) when the device is CUDA; ignored elsewhere.
+        Mixed precision (``torch.autocast``): on CUDA, and on a CPU that computes bfloat16
+        natively (:func:`cpu_has_native_bf16`); ignored elsewhere.
     min_steps : int, default 0
         Optimizer steps to take at least: rounds go on past ``epochs`` until they are done,
         and early stopping waits for them.
