@@ -106,10 +106,8 @@ def test_stage_a_reused_from_another_fit(bed_pair):
 # one-step conditional mean, step floors, stride 4) with the large networks at 16/32/64 and 400
 # steps, so both fit in under three minutes on one core. On this bed (32 x 32, 150 days,
 # draws 3, 4 and 5) the margins over bias-corrected bicubic were +0.085 / +0.090 / +0.100
-# (DDPM) and +0.054 / +0.094 / +0.125 (U-Net) in log10 R², and +0.08 to +0.16 in data units,
-# in float32; with stage B in bfloat16 (fast()'s mixed_precision, on CPUs that have it)
-# +0.085 / +0.093 / +0.103 and +0.055 / +0.094 / +0.124, data units +0.10 to +0.16. The test
-# takes draw 4 and asks for half the smallest log10 margin measured.
+# (DDPM) and +0.054 / +0.094 / +0.125 (U-Net) in log10 R², and +0.08 to +0.16 in data units;
+# the test takes draw 4 and asks for half the smallest log10 margin measured.
 SKILL_MARGIN = 0.03
 
 
