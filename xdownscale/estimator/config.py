@@ -311,7 +311,7 @@ class DownscaleConfig:
             # uniformly trained model; the members still give the spread)
             mean_share=0.25,
             point_estimate="conditional_mean",
-            # float32: bfloat16 stage B (mixed_precision=True) fits a 200-day 48 x 64 record in
+            # mixed_precision stays False: bfloat16 stage B fits a 200-day 48 x 64 record in
             # 176 s instead of 228 s on two AVX512-BF16 cores with the same one-day skill, but
             # its rollouts on the two small-window test-beds lost 0.02-0.05 R2 at leads 21-30
             # (both seeds), below bias-corrected bicubic on short-record (training guide)
