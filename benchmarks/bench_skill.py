@@ -65,12 +65,12 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
             one_step_row: bool = False,
             coarse_consistency: bool | None = None,
             as_shipped: bool = False, overrides: dict | None = None,
-            tag: str = "") -> tuple[pd.DataFrame, dict]:
+            tag: str = "", verbose: bool = False) -> tuple[pd.DataFrame, dict]:
     coarse, fine, elev = load_pair(bed, seed=seed)  # "demo": the shipped A1 pair
     base = DownscaleConfig.fast if config == "fast" else DownscaleConfig
     # as_shipped: fit exactly as fit() does by default (validation and spread calibration
     # after stage B), for timing; otherwise those are skipped, the scores do not use them
-    cfg = base(target=target, seed=seed, verbose=False, validation=as_shipped,
+    cfg = base(target=target, seed=seed, verbose=verbose, validation=as_shipped,
                calibrate_spread=as_shipped, coarse_consistency=coarse_consistency,
                **(overrides or {}))
 
@@ -158,10 +158,16 @@ def main(argv=None) -> None:
                    "default)")
     p.add_argument("--cache", default=None,
                    help="folder of fitted models: reused when present, saved when fitted")
+    p.add_argument("--verbose", action="store_true",
+                   help="log every training round (steps, losses) while fitting")
     p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
                    help="configuration overrides of every fit (cached under a name with them)")
     args = p.parse_args(argv)
     overrides, tag = parse_overrides(args.set)
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
         import torch
 
@@ -178,7 +184,8 @@ def main(argv=None) -> None:
                               untied_row=args.untied,
                               one_step_row=args.one_step,
                               coarse_consistency=False if args.no_coarse_consistency else None,
-                              as_shipped=args.as_shipped, overrides=overrides, tag=tag)
+                              as_shipped=args.as_shipped, overrides=overrides, tag=tag,
+                              verbose=args.verbose)
         for method, r in table.iterrows():
             rows.append(dict(bed=bed, season=season, model=model, target=target,
                              seed=seed, method=method, **r.to_dict(), **info))
