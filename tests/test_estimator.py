@@ -130,6 +130,21 @@ def test_encoder_is_frozen_and_transferred(toy_pair):
     assert found
 
 
+def test_stage_b_is_built_on_the_pretrained_models_device():
+    """Stage A leaves its model on the training device (a GPU); building stage B around it
+    probes the encoder there. The meta device stands in for a GPU on a CPU-only machine:
+    probing with a CPU tensor failed on CUDA with 'Expected all tensors to be on the same
+    device'."""
+    from xdownscale.estimator.modules import SeasonModule, build_small
+
+    cfg = tiny_config()
+    plain = SeasonModule("ddpm", cfg)
+    moved = SeasonModule("ddpm", cfg, small=build_small("ddpm", cfg).to("meta"))
+    first = "net.encoder.blocks.0.conv1"
+    assert (moved.large.get_submodule(first).in_channels
+            == plain.large.get_submodule(first).in_channels > 0)
+
+
 @pytest.mark.parametrize("kind", ["unet", "ddpm"])
 def test_predict_shape_units_and_seed(fitted, toy_pair, kind):
     coarse, fine, _ = toy_pair

@@ -35,7 +35,9 @@ def _feature_channels(small: nn.Module, cfg) -> int:
     if cfg.encoder == "none":
         return 0
     was_training = small.training
-    probe = small.eval().encoder(torch.zeros(1, cfg.n_lags, cfg.patch, cfg.patch))
+    device = next(small.parameters()).device  # the pretrained model may be on a GPU
+    probe = small.eval().encoder(torch.zeros(1, cfg.n_lags, cfg.patch, cfg.patch,
+                                             device=device))
     small.train(was_training)
     return int(probe.shape[1])
 
