@@ -118,13 +118,15 @@ def child(args) -> dict:
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss_peak = peak_mb()
     # the paper's pieces for comparison: one 16 x 16 patch through the encoder and one step
+    dev = next(module.parameters()).device
     with FlopCounterMode(display=False) as enc:
-        module.encoder.raw(torch.zeros(1, cfg.n_lags, cfg.patch, cfg.patch))
+        module.encoder.raw(torch.zeros(1, cfg.n_lags, cfg.patch, cfg.patch, device=dev))
     with torch.no_grad():
-        x, film = module.inputs(torch.zeros(1, cfg.n_lags, cfg.patch, cfg.patch),
-                                torch.zeros(1, _n_cond(est), cfg.patch, cfg.patch))
+        x, film = module.inputs(torch.zeros(1, cfg.n_lags, cfg.patch, cfg.patch, device=dev),
+                                torch.zeros(1, _n_cond(est), cfg.patch, cfg.patch, device=dev))
     with FlopCounterMode(display=False) as step, torch.no_grad():
-        module.large.predict_x0(torch.zeros(1, 1, cfg.patch, cfg.patch), 0, x, film=film)
+        module.large.predict_x0(torch.zeros(1, 1, cfg.patch, cfg.patch, device=dev), 0, x,
+                                film=film)
     side, stride, halo = piece_layout(cfg, shape, args.inference or cfg.inference)
     from xdownscale.tiling.patches import patch_starts
 
@@ -144,6 +146,10 @@ def child(args) -> dict:
         "load": os.getloadavg()[0], "flops_1": f1, "flops_2": f2, "t_1": t1, "t_2": t2,
         "c_1": c1, "c_2": c2, "cpu": cpu,
         "patch_enc_flops": enc.get_total_flops(), "patch_step_flops": step.get_total_flops(),
+        "device": str(dev), "gpu": (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+                                    else None),
+        "gpu_peak_mb": (torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda"
+                        else None),
     }
 
 
@@ -170,6 +176,9 @@ def report(r: dict, args) -> None:
           f"{c['small_widths']} = {r['params_small'] / 1e6:.1f} M; inference "
           f"{r['inference']!r} ({r['pieces']} pieces of {side} px, stride {stride}, halo "
           f"{halo}), ddim-{steps}, fusion {c['fusion']}, {args.members} member(s)")
+    if r.get("gpu"):
+        print(f"on {r['device']} ({r['gpu']}): peak GPU memory {r['gpu_peak_mb']:.0f} MB "
+              "(allocated tensors); the CPU seconds below are the host's")
     print(f"day {r['day']}, {r['shape'][0]} x {r['shape'][1]} pixels, {args.threads} threads, "
           f"load average {r['load']:.1f} at the end (other jobs on the machine inflate times)")
     print(f"  FLOPs per day (counted)        {day:10.3e}  (one step {per_step:.3e}, "
@@ -220,7 +229,9 @@ def main(argv=None) -> None:
     fit_if_needed(args)
     # A fresh process, so the peak RSS is the prediction's and not the training's.
     cmd = [sys.executable, __file__, "--child", *(argv if argv is not None else sys.argv[1:])]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"the prediction process failed:\n{out.stderr}")
     report(json.loads(out.stdout.strip().splitlines()[-1]), args)
 
 
