@@ -18,7 +18,8 @@ Then a projection table: one full A1 day (432 x 357) and a 20-year daily A1 reco
 default configuration, from ``bench_predict_day.py``'s measured CPU seconds of one day on one
 thread (``--day-seconds``) and counted FLOPs (``--day-flops``): on this CPU, scaled by the
 measured 2-worker speed-up, and on one data-centre GPU from the FLOPs at an assumed sustained
-throughput (``--gpu-tflops``); which figures are measured and which projected is printed.
+throughput (``--gpu-tflops``) or from a day measured on one (``--gpu-day-seconds``); which
+figures are measured and which projected is printed.
 ``--speedup2 X`` prints the table alone.
 
 Run::
@@ -106,6 +107,9 @@ def main(argv=None) -> None:
                    help="counted FLOPs of one full A1 day (bench_predict_day.py)")
     p.add_argument("--gpu-tflops", type=float, default=100.0,
                    help="assumed sustained TFLOP/s of one data-centre GPU (bf16 convolutions)")
+    p.add_argument("--gpu-day-seconds", type=float, default=None,
+                   help="seconds of one full A1 day measured on a GPU (bench_predict_day.py "
+                   "run there; an H200 took 0.5 s): replaces the FLOP projection")
     p.add_argument("--speedup2", type=float, default=None,
                    help="skip the runs: project with this 2-worker speed-up")
     args = p.parse_args(argv)
@@ -188,6 +192,9 @@ def projection(args, speedup2: float) -> None:
                                                                           * 1e12),
          "projected from the counted FLOPs (no GPU here)"),
     ]
+    if args.gpu_day_seconds is not None:
+        rows[-1] = ("1 GPU", args.gpu_day_seconds,
+                    "measured: the day on a GPU (bench_predict_day there); 20 years projected")
     print(f"\nprojection, default configuration, one A1 day = {args.day_flops:.3g} FLOP, "
           "one member")
     print(f"  {'where':38s} {'A1 day':>10s} {'20 years':>10s}  basis")
