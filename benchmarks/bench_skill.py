@@ -65,7 +65,8 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
             one_step_row: bool = False,
             coarse_consistency: bool | None = None,
             as_shipped: bool = False, overrides: dict | None = None,
-            tag: str = "", verbose: bool = False) -> tuple[pd.DataFrame, dict]:
+            tag: str = "", verbose: bool = False,
+            stage_a_from: str | None = None) -> tuple[pd.DataFrame, dict]:
     coarse, fine, elev = load_pair(bed, seed=seed)  # "demo": the shipped A1 pair
     base = DownscaleConfig.fast if config == "fast" else DownscaleConfig
     # as_shipped: fit exactly as fit() does by default (validation and spread calibration
@@ -74,17 +75,28 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
                calibrate_spread=as_shipped, coarse_consistency=coarse_consistency,
                **(overrides or {}))
 
+    def name(kind):
+        return f"{bed}_{season}_{kind}_{target}_{config}{tag}_seed{seed}"
+
+    pretrained = None
+    if stage_a_from is not None:  # the same stage A, already trained by another model's fit
+        if cache is None or not (cache / name(stage_a_from) / "estimator.json").exists():
+            raise SystemExit(f"--stage-a-from {stage_a_from}: no fitted {name(stage_a_from)} "
+                             f"in --cache {cache}")
+        pretrained = Downscaler.load(cache / name(stage_a_from))
+
     def fit():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return Downscaler(cfg, model=model, seasons=[season]).fit(coarse, fine, elev)
+            return Downscaler(cfg, model=model, seasons=[season]).fit(coarse, fine, elev,
+                                                                      pretrained=pretrained)
 
     if cache is None:
         t0 = time.perf_counter()
         est = fit()
         fit_s = time.perf_counter() - t0
     else:  # a cached model reports the fit time it was saved with
-        path = cache / f"{bed}_{season}_{model}_{target}_{config}{tag}_seed{seed}"
+        path = cache / name(model)
         est, fit_s = cached_fit(path, fit, what=path.name, data=(coarse, fine))
         stamp = path / "fit_seconds.txt"
         if fit_s:
@@ -158,6 +170,10 @@ def main(argv=None) -> None:
                    "default)")
     p.add_argument("--cache", default=None,
                    help="folder of fitted models: reused when present, saved when fitted")
+    p.add_argument("--stage-a-from", default=None, metavar="MODEL",
+                   help="reuse the stage-A model of MODEL's cached fit of the same bed, season, "
+                   "target, configuration and seed (fit(pretrained=...)): it is the same "
+                   "training, so only stage B runs")
     p.add_argument("--verbose", action="store_true",
                    help="log every training round (steps, losses) while fitting")
     p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
@@ -185,7 +201,7 @@ def main(argv=None) -> None:
                               one_step_row=args.one_step,
                               coarse_consistency=False if args.no_coarse_consistency else None,
                               as_shipped=args.as_shipped, overrides=overrides, tag=tag,
-                              verbose=args.verbose)
+                              verbose=args.verbose, stage_a_from=args.stage_a_from)
         for method, r in table.iterrows():
             rows.append(dict(bed=bed, season=season, model=model, target=target,
                              seed=seed, method=method, **r.to_dict(), **info))

@@ -18,8 +18,10 @@
 # * the base and short-record test-beds, DDPM and U-Net (bench_skill.py --config default);
 # * one full A1 day with the default configuration (bench_predict_day.py).
 #
-# BEDS="..." names other test-beds (BEDS= none), PREDICT_DAY=0 skips the A1 day, WORK=DIR keeps
-# the fitted models (a rerun on the same machine loads them instead of fitting again).
+# BEDS="..." names other test-beds (BEDS= none), PREDICT_DAY=0 skips the A1 day, REUSE=1 fits
+# the demo U-Net after the DDPM on the DDPM's stage A (fit(pretrained=); the same training, so
+# the GPU does it once), WORK=DIR keeps the fitted models (a rerun on the same machine loads
+# them instead of fitting again).
 #
 # Measured on one H200 (seven processes at first, two at the end): base and short-record fits
 # took 131-192 s each; a demo season's stage A is 2 818 steps an epoch at 13.5 ms a step and
@@ -104,7 +106,12 @@ saved() {  # wait for a fitted model's folder (save() moves it into place whole)
 }
 skill demo_ddpm demo ddpm --as-shipped >"$L/demo_ddpm.log" 2>&1 &
 PIDS=($!)
-skill demo_unet demo unet --as-shipped >"$L/demo_unet.log" 2>&1 &
+if [ "${REUSE:-0}" = 1 ]; then  # the U-Net takes the DDPM's stage A (the same training)
+  ( saved "$DDPM" && skill demo_unet demo unet --as-shipped --stage-a-from ddpm
+  ) >"$L/demo_unet.log" 2>&1 &
+else
+  skill demo_unet demo unet --as-shipped >"$L/demo_unet.log" 2>&1 &
+fi
 PIDS+=($!)
 ( saved "$DDPM" && log "30-day rollout" &&
   $PY benchmarks/bench_rollout_skill.py --model "$DDPM" --days 30 --out "$W/rollout" --threads 2
