@@ -18,6 +18,7 @@ spread (min-max) over seeds of the margin over ``bicubic_bc``.
     python benchmarks/bench_skill.py --config default --beds base fast-wind --seeds 0
     python benchmarks/bench_skill.py --cache DIR --untied    # + <model>_untied rows (no step)
     python benchmarks/bench_skill.py --cache DIR --one-step  # + ddpm_1step rows (DDIM-1, 1 member)
+    python benchmarks/bench_skill.py --cache DIR --models unet --stage-a-from ddpm  # stage B only
 
 With ``point_estimate="conditional_mean"`` (``fast()``), the ``ddpm`` row is the DDPM's
 one-step conditional mean and ``ddpm_ensmean`` the mean of its members.
