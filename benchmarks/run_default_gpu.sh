@@ -52,8 +52,8 @@ left() { echo $((DEADLINE - ($(date +%s) - T0))); }
 log() { echo "[$(($(date +%s) - T0)) s] $*"; }
 
 log "python $($PY -c 'import sys; print(sys.version.split()[0])'), torch $($PY -c 'import torch; print(torch.__version__, torch.cuda.is_available())')"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 >"$L/gpu_utilisation.csv" 2>&1 &
 fi
 
@@ -61,10 +61,9 @@ fi
 log "smoke test"
 if ! timeout 150 $PY - >"$L/smoke.log" 2>&1 <<'EOF'
 import sys, tempfile, time
-import numpy as np, pandas as pd, torch
+import pandas as pd
 sys.path.insert(0, "tests")
 import testbeds
-import xdownscale
 from xdownscale import DownscaleConfig, Downscaler
 from xdownscale.predict.evaluation import pseudo_start
 t = time.perf_counter()
