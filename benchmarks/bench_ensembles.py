@@ -114,7 +114,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import cached_fit, load_pair, use_prediction_settings
+from _common import cached_fit, load_pair, parse_overrides, use_prediction_settings
 
 from xdownscale import DownscaleConfig, Downscaler
 from xdownscale.diagnostics import (
@@ -156,12 +156,14 @@ def parse(spec: str) -> dict:
 def fit_or_load(args, model, coarse, fine, elev) -> tuple[Downscaler, float]:
     preset = DownscaleConfig.fast if args.config == "fast" else DownscaleConfig
 
+    overrides, set_tag = parse_overrides(args.set)
+
     def fit():
-        cfg = preset(seed=args.seed, verbose=False)
+        cfg = preset(seed=args.seed, verbose=False, **overrides)
         return coarse.downscale.fit(fine, elevation=elev, model=model, config=cfg,
                                     seasons=[args.season])
 
-    tag = "" if args.config == "fast" else f"_{args.config}"
+    tag = ("" if args.config == "fast" else f"_{args.config}") + set_tag
     name = (f"{model}_{args.area}_{args.season}{tag}_seed{args.seed}" if args.bed is None
             else f"{args.bed}_{model}_{args.season}{tag}_seed{args.seed}")
     est, seconds = cached_fit(Path(args.cache) / name, fit, f"the {model}", data=(coarse, fine))
@@ -213,6 +215,9 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--calibrate", action="store_true",
                    help="calibrate the DDPM's spread on its validation days (est.calibrate) "
                         "and add each setting's members scaled by that factor ('cal' rows)")
+    p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
+                   help="configuration overrides of the fits (as bench_skill.py --set; "
+                        "cached under their own names)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     specs = (args.settings.split(",") if args.settings else QUICK if args.quick else ALL)
