@@ -74,7 +74,7 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--skill-cache", default=None,
                    help="bench_skill.py's --cache folder (the test-beds' fitted models)")
     p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
-                   help="configuration overrides of the test-bed fits (as bench_skill.py --set)")
+                   help="configuration overrides of the fits (as bench_skill.py --set)")
     p.add_argument("--model", default=None,
                    help="a saved estimator fitted on the shipped demo pair (say, with the "
                    "default configuration): rolled out over the last --days consecutive "
@@ -88,12 +88,15 @@ def main(argv=None) -> pd.DataFrame:
     coarse, fine, elev = xdownscale.datasets.synthetic(area="A1", seed=args.seed,
                                                        fine_days=args.fine_days)
 
+    overrides, tag = parse_overrides(args.set)
+
     def fit():
         torch.manual_seed(args.seed)
+        cfg = DownscaleConfig.fast(seed=args.seed, verbose=False, **overrides)
         return coarse.downscale.fit(fine, elevation=elev, model="ddpm", seasons=["JJA"],
-                                    config=DownscaleConfig.fast(seed=args.seed, verbose=False))
+                                    config=cfg)
 
-    path = Path(args.cache) / f"ddpm_A1_JJA_{args.fine_days}d_seed{args.seed}"
+    path = Path(args.cache) / f"ddpm_A1_JJA_{args.fine_days}d{tag}_seed{args.seed}"
     est, fit_s = cached_fit(path, fit, "the DDPM", data=(coarse, fine))
     print(f"\nsynthetic A1 demo pair ({args.fine_days} fine days), fast() DDPM, JJA")
     return evaluate(est, coarse, fine, pd.Timestamp(args.start), args, fit_s=fit_s)

@@ -12,8 +12,9 @@
 # fits the DDPM and the U-Net (cached under CACHE, so a rerun or a later session picks up
 # where this one stopped), then bench_rollout_skill.py rolls the DDPM out for 30 days and
 # bench_ensembles.py scores its calibrated members. Logs: OUT/<bed>_seed<seed>.log.
-# SET="" reruns today's fast() (the reference). The demo seasons are slow (13-14 min a
-# fit at one thread): DEMO=1 adds them at the end of the lanes.
+# SET="" reruns today's fast() (the reference). The demo pair is slow (13-14 min a fit at
+# one thread): DEMO=1 adds its four seasons (JJA with the ensembles) and the 30-day rollout
+# of the lengthened pair at the end of the lanes; DEMO=only runs just those.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-python}
@@ -46,10 +47,24 @@ pair() {  # bed seed
     } > "$log" 2>&1
 }
 
-demo() {  # season
-    $PY benchmarks/bench_skill.py --beds demo --seasons "$1" --seeds 0 --threads 1 \
-        --cache "$CACHE" --out "$OUT/skill_demo_$1.csv" "${set_args[@]}" \
-        > "$OUT/demo_$1.log" 2>&1
+demo() {  # season; JJA adds the ensembles, "rollout" the lengthened pair's 30-day rollout
+    if [ "$1" = rollout ]; then
+        $PY benchmarks/bench_rollout_skill.py --cache "$CACHE" --threads 1 "${set_args[@]}" \
+            > "$OUT/demo_rollout.log" 2>&1
+        return
+    fi
+    {
+        $PY benchmarks/bench_skill.py --beds demo --seasons "$1" --seeds 0 --threads 1 \
+            --cache "$CACHE" --out "$OUT/skill_demo_$1.csv" "${set_args[@]}"
+        if [ "$1" = JJA ]; then
+            for m in ddpm unet; do
+                ln -sfn "$(realpath "$CACHE")/demo_JJA_${m}_residual_fast${tag}_seed0" \
+                    "$CACHE/${m}_A1_JJA${tag}_seed0"
+            done
+            $PY benchmarks/bench_ensembles.py --cache "$CACHE" --calibrate --days 8 \
+                --settings ddim:10:0:posthoc "${set_args[@]}"
+        fi
+    } > "$OUT/demo_$1.log" 2>&1
 }
 
 if [ $# -gt 0 ]; then
@@ -65,8 +80,9 @@ lane() {  # every other pair, starting at $1
         pair "${pairs[i]%%:*}" "${pairs[i]##*:}"
     done
     if [ "${DEMO:-0}" = 1 ]; then
-        if [ "$1" = 0 ]; then demo DJF; demo JJA; else demo MAM; demo SON; fi
+        if [ "$1" = 0 ]; then demo JJA; demo DJF; else demo rollout; demo MAM; demo SON; fi
     fi
 }
+[ "${DEMO:-0}" = only ] && pairs=() && DEMO=1
 lane 0 & lane 1 & wait
 echo "all done ($(date +%T)); logs in $OUT"
