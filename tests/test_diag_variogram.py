@@ -169,3 +169,24 @@ def test_bad_arguments():
         semivariogram(ds, seed=-1)
     with pytest.raises(DimensionError, match="Rechunk"):
         semivariogram(ds.chunk({"lat": 5}))
+
+
+def test_a_fit_through_as_many_bins_as_parameters_raises_no_covariance_warning():
+    # scipy warns that the covariance cannot be estimated; the fit does not use it
+    skmodels = pytest.importorskip("skgstat.models")
+    import warnings
+
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    from xdownscale.diagnostics.variogram import _fit
+
+    h = np.array([50.0, 150.0, 300.0])
+    gamma = skmodels.spherical(h, 250.0, 0.8, 0.1)
+    with pytest.warns(OptimizeWarning):  # the case is the one scipy warns about
+        curve_fit(lambda x, r, c0, b: skmodels.spherical(x, r, c0, b), h, gamma,
+                  p0=[300.0, 0.8, 0.1], bounds=([1e-9, 0, 0], [600.0, 1.0, 1.0]),
+                  method="trf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        params = _fit(gamma, h, model="spherical", max_range=600.0)
+    assert np.isfinite(params).all()

@@ -25,6 +25,7 @@ seeded by ``(seed, day number)``, so results do not depend on dask chunking.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable
 
 import numpy as np
@@ -199,7 +200,7 @@ def _fit(gamma: np.ndarray, h: np.ndarray, *, model: str, max_range: float) -> n
     optimiser fails. Bounds follow scikit-gstat's: range in [0, max distance], sill and
     nugget in [0, max gamma].
     """
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     func = model_function(model)
     ok = np.isfinite(gamma)
@@ -209,7 +210,10 @@ def _fit(gamma: np.ndarray, h: np.ndarray, *, model: str, max_range: float) -> n
     top = max(float(g.max()), 1e-12)
     p0 = [0.5 * max_range, max(top - float(g.min()), 1e-12), float(g.min())]
     try:
-        with quiet():
+        with quiet(), warnings.catch_warnings():
+            # the parameters' covariance is not used: its warning (a fit through as many
+            # bins as parameters, or a bound reached) says nothing about the fit itself
+            warnings.simplefilter("ignore", OptimizeWarning)
             params, _ = curve_fit(lambda x, r, c0, b: func(x, r, c0, b), hh, g, p0=p0,
                                   bounds=([1e-9, 0.0, 0.0], [max_range, top, top]),
                                   method="trf", maxfev=10_000)
