@@ -299,9 +299,14 @@ class DownscaleConfig:
             batch_size=64,
             epochs=8,
             # 800 steps in rounds of 100: on a 200-day 48 x 64 test-bed the residual DDPM and
-            # U-Net beat bias-corrected bicubic by 0.07-0.10 R2 (benchmarks/bench_skill.py)
+            # U-Net beat bias-corrected bicubic by 0.07-0.10 R2 (benchmarks/bench_skill.py).
+            # At most 840: rounds are whole passes, so eight rounds of a 200-day 48 x 64
+            # record are 1056 steps; capped, its fit takes under 3 minutes on two cores. The
+            # small windows' eight rounds (816-832 steps) stay under the cap: their 30-day
+            # rollouts changed by up to 0.06 R2 with any change of their training (600 or
+            # 800 steps), below bicubic (training guide, "Fit time")
             min_steps=800,
-            max_steps=4000,
+            max_steps=840,
             plateau_patience=2,
             early_stop=4,
             sample_steps=10,
