@@ -41,6 +41,13 @@ def parse_overrides(items) -> tuple[dict, str]:
     return overrides, tag
 
 
+def skill_fit_name(bed: str, season: str, model: str, *, target: str = "residual",
+                   config: str = "fast", tag: str = "", seed: int = 0) -> str:
+    """The folder name under ``bench_skill.py --cache`` of one fit (bed ``"demo"``: the shipped
+    A1 pair), so the rollout and ensemble benchmarks score the very models it fitted."""
+    return f"{bed}_{season}_{model}_{target}_{config}{tag}_seed{seed}"
+
+
 def load_pair(bed: str | None = None, seed: int = 0, area: str = "A1"):
     """``(coarse, fine, elevation)`` in memory: the shipped synthetic pair of ``area`` (``bed``
     None or ``"demo"``) or a test-bed of ``tests/testbeds.py``."""

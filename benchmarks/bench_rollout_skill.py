@@ -46,7 +46,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import cached_fit, load_pair, parse_overrides, use_prediction_settings
+from _common import (
+    cached_fit,
+    load_pair,
+    parse_overrides,
+    skill_fit_name,
+    use_prediction_settings,
+)
 
 import xdownscale
 from xdownscale import DownscaleConfig
@@ -116,8 +122,8 @@ def _beds(args) -> pd.DataFrame:
             return xdownscale.Downscaler(cfg, model="ddpm", seasons=["JJA"]).fit(
                 coarse, fine, elev)
 
-        est, fit_s = cached_fit(cache / f"{bed}_JJA_ddpm_residual_fast{tag}_seed{args.seed}", fit,
-                                f"the {bed} DDPM", data=(coarse, fine))
+        path = cache / skill_fit_name(bed, "JJA", "ddpm", tag=tag, seed=args.seed)
+        est, fit_s = cached_fit(path, fit, f"the {bed} DDPM", data=(coarse, fine))
         use_prediction_settings(est, cfg)
         start = pseudo_start(est, pd.DatetimeIndex(fine["time"].values), "JJA", args.days)
         if start is None:

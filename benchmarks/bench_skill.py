@@ -46,6 +46,7 @@ from _common import (  # noqa: E402
     cached_fit,
     load_pair,
     parse_overrides,
+    skill_fit_name,
     use_prediction_settings,
 )
 
@@ -77,7 +78,8 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
                **(overrides or {}))
 
     def name(kind):
-        return f"{bed}_{season}_{kind}_{target}_{config}{tag}_seed{seed}"
+        return skill_fit_name(bed, season, kind, target=target, config=config, tag=tag,
+                              seed=seed)
 
     pretrained = None
     if stage_a_from is not None:  # the same stage A, already trained by another model's fit

@@ -117,9 +117,8 @@ PIDS+=($!)
 ) >"$L/demo_rollout.log" 2>&1 &
 PIDS+=($!)
 ( saved "$DDPM" && saved "$UNET" && log "ensembles" &&
-  ln -sfn "$DDPM" "$C/ddpm_A1_JJA_default_seed0" && ln -sfn "$UNET" "$C/unet_A1_JJA_default_seed0" &&
-  $PY benchmarks/bench_ensembles.py --config default --cache "$C" --calibrate --threads 2 \
-    --settings ddim:10:0:posthoc,ddim:10:1:posthoc
+  $PY benchmarks/bench_ensembles.py --config default --skill-cache "$C" --calibrate --threads 2 \
+    --settings ddim:10:0:posthoc,ddim:10:1:posthoc "${SET[@]}"
 ) >"$L/demo_ensembles.log" 2>&1 &
 PIDS+=($!)
 for bed in ${BEDS-base short-record}; do

@@ -24,8 +24,6 @@ OUT=${OUT:-.bench-out/fast}
 mkdir -p "$CACHE" "$OUT"
 set_args=()
 [ -n "$SET" ] && set_args=(--set $SET)
-# the cache name's tag, as benchmarks/_common.py:parse_overrides makes it
-tag=$($PY -c "import sys; sys.path.insert(0, 'benchmarks'); from _common import parse_overrides; print(parse_overrides(sys.argv[1:])[1])" $SET)
 
 pair() {  # bed seed
     local bed=$1 seed=$2 log="$OUT/${1}_seed${2}.log"
@@ -37,11 +35,7 @@ pair() {  # bed seed
         $PY benchmarks/bench_rollout_skill.py --beds "$bed" --seed "$seed" --threads 1 \
             --skill-cache "$CACHE" "${set_args[@]}"
         echo "== $bed seed $seed: ensembles ($(date +%T))"
-        for m in ddpm unet; do  # bench_ensembles.py's names for bench_skill.py's fits
-            ln -sfn "$(realpath "$CACHE")/${bed}_JJA_${m}_residual_fast${tag}_seed${seed}" \
-                "$CACHE/${bed}_${m}_JJA${tag}_seed${seed}"
-        done
-        $PY benchmarks/bench_ensembles.py --bed "$bed" --seed "$seed" --cache "$CACHE" \
+        $PY benchmarks/bench_ensembles.py --bed "$bed" --seed "$seed" --skill-cache "$CACHE" \
             --settings ddim:10:0:posthoc --calibrate "${set_args[@]}"
         echo "== $bed seed $seed: done ($(date +%T))"
     } > "$log" 2>&1
@@ -57,11 +51,7 @@ demo() {  # season; JJA adds the ensembles, "rollout" the lengthened pair's 30-d
         $PY benchmarks/bench_skill.py --beds demo --seasons "$1" --seeds 0 --threads 1 \
             --cache "$CACHE" --out "$OUT/skill_demo_$1.csv" "${set_args[@]}"
         if [ "$1" = JJA ]; then
-            for m in ddpm unet; do
-                ln -sfn "$(realpath "$CACHE")/demo_JJA_${m}_residual_fast${tag}_seed0" \
-                    "$CACHE/${m}_A1_JJA${tag}_seed0"
-            done
-            $PY benchmarks/bench_ensembles.py --cache "$CACHE" --calibrate --days 8 \
+            $PY benchmarks/bench_ensembles.py --skill-cache "$CACHE" --calibrate --days 8 \
                 --settings ddim:10:0:posthoc "${set_args[@]}"
         fi
     } > "$OUT/demo_$1.log" 2>&1
