@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
@@ -503,6 +504,103 @@ def test_history_mix_trains_on_the_coarse_lags(toy_pair, monkeypatch):
     assert est.config_.history_mix == 0.5
     with pytest.raises(ConfigError, match="history_mix"):
         tiny_config(history_mix=1.5)
+
+
+def test_day_loaders_give_the_day_befores_inputs_for_pushforward():
+    from xdownscale.data.covariates import CovariateSpec
+    from xdownscale.estimator import inputs
+
+    times = pd.date_range("2005-06-01", periods=12)
+    lat, lon = np.arange(4.0), np.arange(5.0)
+
+    def source(offset):  # day k holds offset + k everywhere
+        vals = (offset + np.arange(12.0))[:, None, None] * np.ones((12, 4, 5))
+        da = xr.DataArray(vals, coords={"time": times, "lat": lat, "lon": lon},
+                          dims=("time", "lat", "lon"))
+        return inputs.ArraySource(da, in_memory=True)
+
+    elev = np.zeros((4, 5))
+    static = inputs.StaticMaps(CovariateSpec.from_data(times.to_numpy(), elev, lat, lon), lat,
+                               lon, elev)
+    fine_src, coarse_src = source(0.0), source(100.0)
+    _, large = inputs.day_loaders(coarse_src, fine_src, static, 3, previous_day=True)
+    _, plain = inputs.day_loaders(coarse_src, fine_src, static, 3)
+    day = times[5]  # lags days 2, 3, 4; the day before's lags 1, 2, 3
+    out, before = large(day), plain(times[4])
+    assert "prev_hist" not in plain(day)  # only asked for
+    np.testing.assert_array_equal(out["prev_hist"], before["hist"])
+    np.testing.assert_array_equal(out["prev_cond"], before["cond"])
+    np.testing.assert_array_equal(out["hist"], plain(day)["hist"])
+    # the fine record starts at the day window's oldest day: that day stands in for the one
+    # before it, the rest is the day before's window
+    first = large(times[3])
+    np.testing.assert_array_equal(first["prev_hist"][:, 0, 0], [0.0, 0.0, 1.0])
+
+
+def test_pushforward_history_swaps_the_last_lag_for_the_models_own_prediction():
+    from xdownscale.estimator.stages import pushforward_history
+
+    class Model:  # predicts the day before's coarse channel + its most recent lag + 10
+        def __init__(self, kind):
+            self.kind, self.calls = kind, []
+
+        def predict_batch(self, hist, cond, **kwargs):
+            self.calls.append((hist.shape[0], kwargs))
+            return cond[:, :1] + hist[:, -1:] + 10.0
+
+    n = 200
+    hist = torch.arange(3.0)[None, :, None, None].expand(n, 3, 4, 4).clone()
+
+    def batch():
+        return {"hist": hist, "prev_hist": torch.ones(n, 3, 4, 4),
+                "prev_cond": torch.full((n, 2, 4, 4), 5.0), "y": torch.zeros(n, 1, 4, 4)}
+
+    unet = Model("unet")
+    off = pushforward_history(unet, batch(), 0.0)
+    assert torch.equal(off["hist"], hist) and not unet.calls  # off: no prediction made
+    assert "prev_hist" not in off and "prev_cond" not in off  # never reach the model
+    on = pushforward_history(unet, batch(), 1.0)["hist"]
+    assert torch.equal(on[:, :2], hist[:, :2])  # older days stay the truth
+    assert torch.equal(on[:, 2], torch.full((n, 4, 4), 16.0))  # 5 + 1 + 10
+    assert unet.calls == [(n, {})]
+    torch.manual_seed(3)
+    first = pushforward_history(unet, batch(), 0.5)["hist"]
+    torch.manual_seed(3)
+    assert torch.equal(pushforward_history(unet, batch(), 0.5)["hist"], first)  # seeded
+    swapped = (first[:, 2] == 16.0).flatten(1).all(1)
+    assert ((first[:, 2] == 2.0).flatten(1).all(1) | swapped).all()  # whole days
+    assert 60 < int(swapped.sum()) < 140
+    assert torch.equal(hist, torch.arange(3.0)[None, :, None, None].expand(n, 3, 4, 4))
+    ddpm = Model("ddpm")  # the DDPM's point: its one-step conditional mean
+    pushforward_history(ddpm, batch(), 1.0)
+    assert ddpm.calls == [(n, {"sampler": "ddim", "steps": 1})]
+    assert torch.equal(pushforward_history(unet, {"hist": hist}, 1.0)["hist"], hist)
+
+
+@pytest.mark.parametrize("model", ["unet", "ddpm"])
+def test_pushforward_fit_trains_on_its_own_predictions(toy_pair, monkeypatch, model):
+    from xdownscale.estimator import stages
+
+    coarse, fine, elev = toy_pair
+    seen = []
+    real = stages.pushforward_history
+
+    def spy(module, batch, p):
+        seen.append((p, "prev_hist" in batch))
+        return real(module, batch, p)
+
+    monkeypatch.setattr(stages, "pushforward_history", spy)
+    cfg = tiny_config(pushforward=0.5, min_steps=2)
+    est = coarse.downscale.fit(fine, elevation=elev, model=model, seasons=["JJA"], config=cfg)
+    assert (0.5, True) in seen and (0.0, True) in seen  # training batches only
+    assert est.config_.pushforward == 0.5
+    again = coarse.downscale.fit(fine, elevation=elev, model=model, seasons=["JJA"], config=cfg)
+    for a, b in zip(est.modules_["JJA"].parameters(), again.modules_["JJA"].parameters(),
+                    strict=True):
+        assert torch.equal(a, b)  # the draws and the predictions are seeded with the fit
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="pushforward"):
+            tiny_config(pushforward=bad)
 
 
 def test_the_driver_is_clamped_and_older_saves_keep_their_unclamped_driver(fitted, toy_pair,

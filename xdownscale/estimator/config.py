@@ -124,6 +124,10 @@ class DownscaleConfig:
     # its history instead of the fine one, so that the model also predicts well from a history
     # less sharp than the truth, as a rollout's own predictions are
     history_mix: float = 0.0
+    # probability that a stage-B training sample's most recent history day is the model's own
+    # prediction of it (its point, made without gradient from the true days before), as from a
+    # rollout's second day on: one step of "pushforward" training
+    pushforward: float = 0.0
     # diffusion
     timesteps: int = 1000
     schedule: str = "squaredcos_cap_v2"
@@ -208,6 +212,9 @@ class DownscaleConfig:
         if not 0 <= self.history_mix <= 1:
             raise ConfigError(f"history_mix must be a probability in [0, 1], got "
                               f"{self.history_mix!r}")
+        if not 0 <= self.pushforward <= 1:
+            raise ConfigError(f"pushforward must be a probability in [0, 1], got "
+                              f"{self.pushforward!r}")
         if not 0 <= self.eta <= 1:
             raise ConfigError(f"eta must be in [0, 1] (0: deterministic DDIM), got {self.eta!r}")
         # The sampling noise is seeded from 32 bits of the seed: a larger or negative seed

@@ -266,14 +266,17 @@ def small_loader(coarse_src: ArraySource, n_lags: int):
 
 
 def day_loaders(coarse_src: ArraySource, fine_src: ArraySource, static: StaticMaps, n_lags: int,
-                *, coarse_history: bool = False):
+                *, coarse_history: bool = False, previous_day: bool = False):
     """``load_day`` callables for the two training stages.
 
     Stage A (``small``): the coarse lags ``x`` (n_lags, ny, nx) and the coarse day ``y``.
     Stage B (``large``): the fine history ``hist`` (n_lags, ny, nx), the conditioning ``cond``
     (coarse day t+1 and covariate maps) and the fine target ``y``; with ``coarse_history``
     also ``hist_coarse``, the same lag days of the coarse record on the fine grid (what
-    ``history_mix`` swaps in for ``hist``).
+    ``history_mix`` swaps in for ``hist``). With ``previous_day`` also the inputs of the day
+    before, from which the model predicts the last day of ``hist`` (``pushforward``):
+    ``prev_hist``, its lag window (its oldest day repeats ``hist``'s oldest when the fine
+    record starts there), and ``prev_cond``.
     """
 
     small = small_loader(coarse_src, n_lags)
@@ -286,6 +289,12 @@ def day_loaders(coarse_src: ArraySource, fine_src: ArraySource, static: StaticMa
         out = {"hist": hist, "cond": cond, "y": y}
         if coarse_history:
             out["hist_coarse"] = coarse_src.take(lags)
+        if previous_day:
+            older = lags[0] - pd.Timedelta(days=1)
+            first = fine_src.take([older]) if older in fine_src.times else hist[:1]
+            out["prev_hist"] = np.concatenate([first, hist[:-1]], axis=0)
+            out["prev_cond"] = np.concatenate(
+                [coarse_src.take(lags[-1:]), static.covariates(lags[-1:])[0]], axis=0)
         return out
 
     return small, large

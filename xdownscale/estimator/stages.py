@@ -80,13 +80,40 @@ def mix_history(batch: dict, p: float) -> dict:
     return {**batch, "hist": torch.where(swap[:, None, None, None], alt, batch["hist"])}
 
 
+def pushforward_history(module, batch: dict, p: float) -> dict:
+    """``batch`` with each sample's most recent history day replaced, with probability ``p``,
+    by ``module``'s own prediction of that day (its point: the DDPM's one-step conditional
+    mean) from the inputs of the day before (``batch["prev_hist"]``, ``["prev_cond"]``).
+
+    From its second day on, a rollout feeds the model its own prediction of yesterday, which
+    the model trained on true histories reads as truth; one step of "pushforward" training
+    (Brandstetter et al., 2022, for neural PDE solvers) shows it that history while it learns.
+    No gradient flows through the prediction. The draw uses torch's generator, which ``train``
+    seeds, so a fit stays reproducible.
+    """
+    prev_hist, prev_cond = batch.pop("prev_hist", None), batch.pop("prev_cond", None)
+    if prev_hist is None or p <= 0:
+        return batch
+    swap = torch.rand(prev_hist.shape[0], device=prev_hist.device) < p
+    rows = swap.nonzero().squeeze(1)
+    if rows.numel() == 0:
+        return batch
+    kwargs = dict(sampler="ddim", steps=1) if module.kind == "ddpm" else {}
+    with torch.no_grad():
+        own = module.predict_batch(prev_hist[rows], prev_cond[rows], **kwargs)
+    hist = batch["hist"].clone()
+    hist[rows, -1:] = own.to(hist.dtype)
+    return {**batch, "hist": hist}
+
+
 def _stage_b(module, plan, load_large, starts, cfg, device, season, kind) -> pd.DataFrame:
     tr, va = _datasets(plan.train, plan.holdout if plan.holdout.size else plan.val,
                        load_large, starts, cfg, batch_size=cfg.batch_size, seed=cfg.seed + 1)
-    p = cfg.history_mix
+    p, q = cfg.history_mix, cfg.pushforward
 
     def loss(m, b):
         # validation days are scored on their true history, as the fit is judged
+        b = pushforward_history(m, b, q if m.training else 0.0)
         return m.loss(mix_history(b, p if m.training else 0.0))
 
     return train(module, loss, tr, va, epochs=cfg.epochs, lr=cfg.lr,
@@ -174,7 +201,8 @@ def _fit_season(est, cfg, season, data, device, pretrained=None):
     coarse_src = inputs.ArraySource(
         scaler.transform(coarse_sel), in_memory=_in_memory(coarse_sel.nbytes, cfg))
     load_small, load_large = inputs.day_loaders(coarse_src, fine_src, data.static, cfg.n_lags,
-                                                coarse_history=cfg.history_mix > 0)
+                                                coarse_history=cfg.history_mix > 0,
+                                                previous_day=cfg.pushforward > 0)
     small_starts = data.starts
     if cfg.small_grid == "native":
         load_small, small_starts = _native_small_source(data.coarse_da, span, scaler, cfg)
