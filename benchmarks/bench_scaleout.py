@@ -31,7 +31,11 @@ Measured on 2 quiet cores (the fit, 2 minutes on the first run, is cached; each 
 1.39-1.80 x faster than 1 (median 1.66 over six runs); ``--days 64``: 1.78-1.84 x;
 ``--inference patches``: 1.60-1.73 x. With the one-pass point of today's ``fast()`` (0.2 s a
 day), ``--days 64``: 1 worker 1.00-1.44 x eager, 2 workers 1.50-1.94 x faster than 1;
-``--worker-saturation inf`` 1.76-2.00 x, no consistent gain over three runs each. The table
+``--worker-saturation inf`` 1.76-2.00 x, no consistent gain over three runs each.
+``--members 8`` (days of about 11 s: the work the issue's baseline had), four runs: eager
+155-176 s, 1 worker 0.95-1.02 x eager, 2 workers 1.72, 1.88, 1.84, 1.88 x faster than 1;
+two plain processes splitting the days (``--plain-pair``, no dask) 1.89 x eager: two
+workers get what two processes get from this machine. The table
 and what limits two workers on two cores are in the prediction guide. Eager on 2 threads spins against other jobs on a loaded machine;
 leave it out there (``--eager-threads 1``).
 """
@@ -86,6 +90,51 @@ def _warm(est, coarse, kw):
     est.predict(coarse, **kw)[VAR].load()
 
 
+def _plain_half(args, days, barrier, results) -> None:
+    """One of two plain processes (no dask): the same model and data, half the days, timed
+    from a common start, so the pair shows what two processes get from the machine alone."""
+    _set_threads(1)
+    coarse, fine, elev = load(args)
+    est = fit_or_load(args, coarse, fine, elev)
+    kw = dict(history=fine, seed=1, inference=args.inference, members=args.members)
+    cday = coarse.sel(time=days)
+    # warm-up as on the workers; a LocalCluster may leave dask's MALLOC_TRIM_THRESHOLD_ in
+    # this process's environment, which _warm's malloc setting undoes (prediction guide)
+    _warm(est, cday.isel(time=[0]), kw)
+    barrier.wait()
+    t0 = time.perf_counter()
+    est.predict(cday, **kw)[VAR].load()
+    results.put(time.perf_counter() - t0)
+
+
+def plain_pair(args, days) -> float:
+    """Wall time of the slower of two plain processes that split ``days`` between them."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    halves = (days[: len(days) // 2], days[len(days) // 2:])
+    procs = [ctx.Process(target=_plain_half, args=(args, h, barrier, results)) for h in halves]
+    # one thread for every native pool, as dask's nanny gives its workers: a BLAS or OpenMP
+    # pool per process spins against the other process on two cores
+    pools = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in pools}
+    os.environ.update(dict.fromkeys(pools, "1"))
+    try:
+        for proc in procs:
+            proc.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    walls = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return max(walls)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache", default="bench-cache")
@@ -113,6 +162,10 @@ def main(argv=None) -> None:
     p.add_argument("--gpu-day-seconds", type=float, default=None,
                    help="seconds of one full A1 day measured on a GPU (bench_predict_day.py "
                    "run there; an H200 took 0.5 s): replaces the FLOP projection")
+    p.add_argument("--plain-pair", action="store_true",
+                   help="also time two plain processes (no dask) that split the days, started "
+                        "together: what two processes get from this machine, the ceiling of "
+                        "the 2-worker speed-up here")
     p.add_argument("--speedup2", type=float, default=None,
                    help="skip the runs: project with this 2-worker speed-up")
     args = p.parse_args(argv)
@@ -167,6 +220,10 @@ def main(argv=None) -> None:
         walls[f"cluster, {workers} worker(s) x 1 thread"] = wall
         print(f"  cluster {workers} worker(s): {wall:.1f} s", flush=True)
 
+    if args.plain_pair:
+        walls["2 plain processes x 1 thread"] = plain_pair(args, days)
+        print(f"  2 plain processes: {walls['2 plain processes x 1 thread']:.1f} s", flush=True)
+
     e1, e2 = walls["eager, 1 thread(s)"], walls.get("eager, 2 thread(s)", np.nan)
     c1, c2 = (walls["cluster, 1 worker(s) x 1 thread"], walls["cluster, 2 worker(s) x 1 thread"])
     tasks = -(-len(days) // args.time_chunk)
@@ -178,6 +235,10 @@ def main(argv=None) -> None:
           f"{(c1 - e1) / tasks * 1e3:+.0f} ms")
     print(f"2 workers vs 1 worker: x{c1 / c2:.2f} speed-up (target >= 1.8); "
           f"2 workers vs eager 2 threads: x{e2 / c2:.2f}")
+    if args.plain_pair:
+        pp = walls["2 plain processes x 1 thread"]
+        print(f"2 plain processes vs eager 1 thread: x{e1 / pp:.2f} (this machine's ceiling "
+              f"for two workers); 2 workers reach {e1 / c2 / (e1 / pp):.0%} of it")
     projection(args, c1 / c2)
 
 
