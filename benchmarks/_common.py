@@ -48,6 +48,15 @@ def skill_fit_name(bed: str, season: str, model: str, *, target: str = "residual
     return f"{bed}_{season}_{model}_{target}_{config}{tag}_seed{seed}"
 
 
+def skill_config(preset, *, seed: int, overrides: dict | None = None, target: str = "residual",
+                 as_shipped: bool = False, verbose: bool = False, **extra):
+    """The configuration ``bench_skill.py`` fits with: ``preset`` (``DownscaleConfig.fast`` or
+    ``DownscaleConfig``) with ``target``, and without the validation and spread calibration
+    that ``fit`` runs after stage B unless ``as_shipped`` (neither changes the weights)."""
+    return preset(target=target, seed=seed, verbose=verbose, validation=as_shipped,
+                  calibrate_spread=as_shipped, **extra, **(overrides or {}))
+
+
 def load_pair(bed: str | None = None, seed: int = 0, area: str = "A1"):
     """``(coarse, fine, elevation)`` in memory: the shipped synthetic pair of ``area`` (``bed``
     None or ``"demo"``) or a test-bed of ``tests/testbeds.py``."""

@@ -118,6 +118,7 @@ from _common import (
     cached_fit,
     load_pair,
     parse_overrides,
+    skill_config,
     skill_fit_name,
     use_prediction_settings,
 )
@@ -176,8 +177,7 @@ def fit_or_load(args, model, coarse, fine, elev) -> tuple[Downscaler, float]:
         path = Path(args.cache) / name
     else:  # bench_skill.py's fit, made here as it makes it when it is not there yet
         def fit():
-            cfg = preset(target="residual", seed=args.seed, verbose=False, validation=False,
-                         calibrate_spread=False, **overrides)
+            cfg = skill_config(preset, seed=args.seed, overrides=overrides)
             return Downscaler(cfg, model=model, seasons=[args.season]).fit(coarse, fine, elev)
 
         path = Path(args.skill_cache) / skill_fit_name(

@@ -50,6 +50,7 @@ from _common import (
     cached_fit,
     load_pair,
     parse_overrides,
+    skill_config,
     skill_fit_name,
     use_prediction_settings,
 )
@@ -115,8 +116,7 @@ def _beds(args) -> pd.DataFrame:
     rows, persistence = [], {}
     for bed in args.beds:
         coarse, fine, elev = load_pair(bed, seed=args.seed)
-        cfg = DownscaleConfig.fast(seed=args.seed, verbose=False, validation=False,
-                                   calibrate_spread=False, **overrides)
+        cfg = skill_config(DownscaleConfig.fast, seed=args.seed, overrides=overrides)
 
         def fit(coarse=coarse, fine=fine, elev=elev, cfg=cfg):
             return xdownscale.Downscaler(cfg, model="ddpm", seasons=["JJA"]).fit(

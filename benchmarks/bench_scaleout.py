@@ -115,8 +115,8 @@ def plain_pair(args, days) -> float:
     barrier, results = ctx.Barrier(2), ctx.Queue()
     halves = (days[: len(days) // 2], days[len(days) // 2:])
     procs = [ctx.Process(target=_plain_half, args=(args, h, barrier, results)) for h in halves]
-    # one thread for every native pool, as dask's nanny gives its workers: a BLAS or OpenMP
-    # pool per process spins against the other process on two cores
+    # one thread for every native pool, as dask's nanny gives its workers, so that the two
+    # processes run as the workers do
     pools = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
     saved = {k: os.environ.get(k) for k in pools}
     os.environ.update(dict.fromkeys(pools, "1"))

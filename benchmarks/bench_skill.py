@@ -46,6 +46,7 @@ from _common import (  # noqa: E402
     cached_fit,
     load_pair,
     parse_overrides,
+    skill_config,
     skill_fit_name,
     use_prediction_settings,
 )
@@ -73,9 +74,9 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
     base = DownscaleConfig.fast if config == "fast" else DownscaleConfig
     # as_shipped: fit exactly as fit() does by default (validation and spread calibration
     # after stage B), for timing; otherwise those are skipped, the scores do not use them
-    cfg = base(target=target, seed=seed, verbose=verbose, validation=as_shipped,
-               calibrate_spread=as_shipped, coarse_consistency=coarse_consistency,
-               **(overrides or {}))
+    cfg = skill_config(base, seed=seed, overrides=overrides, target=target,
+                       as_shipped=as_shipped, verbose=verbose,
+                       coarse_consistency=coarse_consistency)
 
     def name(kind):
         return skill_fit_name(bed, season, kind, target=target, config=config, tag=tag,
