@@ -634,3 +634,33 @@ def test_the_driver_is_clamped_and_older_saves_keep_their_unclamped_driver(fitte
     assert old.config_.regrid_clamp is False
     np.testing.assert_array_equal(prepare_coarse(old, coarse.sel(time=days)).values, plain)
     assert Downscaler.load(tmp_path / "m").config_.to_dict().keys() == est.config_.to_dict().keys()
+
+
+def test_history_maps_reach_the_large_model_and_predict_like_any_model(toy_pair, tmp_path):
+    from xdownscale.estimator.modules import SeasonModule
+
+    coarse, fine, elev = toy_pair
+    cfg = tiny_config(history_maps=2, min_steps=2)
+    plain = SeasonModule("unet", tiny_config())
+    module = SeasonModule("unet", cfg)
+    hist, cond = torch.rand(3, cfg.n_lags, 16, 16), torch.rand(3, len(plain.cond_names), 16, 16)
+    x_plain, _ = plain.inputs(hist, cond)
+    x, _ = module.inputs(hist, cond)
+    assert x.shape[1] == x_plain.shape[1] + 2
+    assert torch.equal(x[:, -2:], hist[:, -2:])  # the two most recent days, as they are
+    with pytest.raises(xdownscale.errors.DimensionError, match="pass hist"):
+        module.inputs(None, cond, feats=torch.rand(3, x_plain.shape[1] - cond.shape[1], 16, 16))
+    est = coarse.downscale.fit(fine, elevation=elev, model="ddpm", seasons=["JJA"], config=cfg)
+    days = _test_days(est)
+    kw = dict(history=fine, members=2, seed=1, keep_members=True, steps=3)
+    eager = est.predict(coarse.sel(time=days), **kw)["DUEXTTAU_members"]
+    lazy = est.predict(coarse.sel(time=days).chunk({"time": 1}),
+                       **{**kw, "history": fine.chunk({"lat": 7, "lon": 9})})
+    np.testing.assert_allclose(lazy["DUEXTTAU_members"].values, eager.values, rtol=1e-5,
+                               atol=1e-7)  # each crop reads its own part of the history days
+    est.save(tmp_path / "m")
+    again = Downscaler.load(tmp_path / "m").predict(coarse.sel(time=days), **kw)
+    np.testing.assert_array_equal(again["DUEXTTAU_members"].values, eager.values)
+    for bad in (-1, cfg.n_lags + 1, True, 1.0):
+        with pytest.raises(ConfigError, match="history_maps"):
+            tiny_config(history_maps=bad)

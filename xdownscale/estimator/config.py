@@ -128,6 +128,10 @@ class DownscaleConfig:
     # prediction of it (its point, made without gradient from the true days before), as from a
     # rollout's second day on: one step of "pushforward" training
     pushforward: float = 0.0
+    # the last `history_maps` days of the fine history passed to the large model as maps
+    # beside the frozen encoder's features (0, the paper: history only through the encoder,
+    # which stage A trained on the coarse record)
+    history_maps: int = 0
     # diffusion
     timesteps: int = 1000
     schedule: str = "squaredcos_cap_v2"
@@ -215,6 +219,10 @@ class DownscaleConfig:
         if not 0 <= self.pushforward <= 1:
             raise ConfigError(f"pushforward must be a probability in [0, 1], got "
                               f"{self.pushforward!r}")
+        if (not isinstance(self.history_maps, int) or isinstance(self.history_maps, bool)
+                or not 0 <= self.history_maps <= self.n_lags):
+            raise ConfigError(f"history_maps must be an integer in [0, n_lags={self.n_lags}], "
+                              f"got {self.history_maps!r}")
         if not 0 <= self.eta <= 1:
             raise ConfigError(f"eta must be in [0, 1] (0: deterministic DDIM), got {self.eta!r}")
         # The sampling noise is seeded from 32 bits of the seed: a larger or negative seed

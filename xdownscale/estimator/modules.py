@@ -52,7 +52,7 @@ class SeasonModule(TransferModel):
         residual = cfg.target != "direct"
         head = "linear" if residual else "sigmoid"
         n_maps = sum(1 for n in cond_names if not film or n in ("coarse", "elevation"))
-        in_ch = _feature_channels(small, cfg) + n_maps
+        in_ch = _feature_channels(small, cfg) + n_maps + cfg.history_maps
         film_dim = len(cond_names) - n_maps
         widths = tuple(cfg.large_widths)
         mean_net = None
@@ -77,4 +77,4 @@ class SeasonModule(TransferModel):
             raise ValueError(kind)
         super().__init__(small, large, kind, cond_names, film=film, target=cfg.target,
                          use_features=cfg.encoder != "none", out_size=cfg.patch,
-                         mean_net=mean_net)
+                         mean_net=mean_net, history_maps=cfg.history_maps)

@@ -128,6 +128,10 @@ class TransferModel(nn.Module):
         False is the no-transfer ablation: the large model sees no history features.
     out_size : int, default 16
         Patch size the encoder's features are resized to.
+    history_maps : int, default 0
+        Also pass the last ``history_maps`` days of ``hist`` to the large model as maps,
+        after the conditioning maps (0, the paper: the history reaches the large model only
+        through the frozen encoder).
 
     Notes
     -----
@@ -150,7 +154,7 @@ class TransferModel(nn.Module):
     def __init__(self, small: nn.Module, large: nn.Module, kind: str,
                  cond_names: Sequence[str], *, film: bool = False, target: str = "direct",
                  use_features: bool = True, out_size: int = 16,
-                 mean_net: nn.Module | None = None) -> None:
+                 mean_net: nn.Module | None = None, history_maps: int = 0) -> None:
         super().__init__()
         if kind not in _KINDS:
             raise ConfigError(f"kind={kind!r} is not one of {list(_KINDS)}")
@@ -166,6 +170,9 @@ class TransferModel(nn.Module):
             raise ConfigError(f"cond_names {self.cond_names} has no 'coarse' channel")
         self.kind, self.target, self.film = kind, target, bool(film)
         self.use_features = bool(use_features)
+        self.history_maps = int(history_maps)
+        if self.history_maps < 0:
+            raise ConfigError(f"history_maps must be >= 0, got {history_maps!r}")
         self.small = small
         self.encoder = FrozenEncoder(small.encoder, out_size=out_size)
         self.large = large
@@ -180,8 +187,8 @@ class TransferModel(nn.Module):
     # -- channels ----------------------------------------------------------------------------
     @property
     def n_map_channels(self) -> int:
-        """Conditioning maps the large model sees besides the features."""
-        return len(self._map_idx)
+        """Maps the large model sees besides the features (conditioning and history)."""
+        return len(self._map_idx) + self.history_maps
 
     @property
     def film_dim(self) -> int:
@@ -190,7 +197,14 @@ class TransferModel(nn.Module):
 
     def inputs(self, hist: torch.Tensor | None, cond: torch.Tensor,
                feats: torch.Tensor | None = None):
-        """The large model's conditioning tensor and FiLM vector (or None) for a batch."""
+        """The large model's conditioning tensor and FiLM vector (or None) for a batch.
+
+        ``feats``, when given, are the encoder's features of ``hist`` (computed once per
+        day in prediction); ``hist`` is still needed with ``history_maps``.
+        """
+        if self.history_maps and hist is None:
+            raise DimensionError(f"this model reads the last {self.history_maps} history "
+                                 "day(s) as maps: pass hist")
         if not self.use_features:
             feats = cond[:, :0]
         elif feats is None:
@@ -201,9 +215,15 @@ class TransferModel(nn.Module):
             raise DimensionError(
                 f"features {tuple(feats.shape)} and cond {tuple(cond.shape)} differ in batch "
                 "or patch size")
-        maps = cond[:, self._map_idx]
+        parts = [feats.to(cond.dtype), cond[:, self._map_idx]]
+        if self.history_maps:
+            if hist.shape[-2:] != cond.shape[-2:] or hist.shape[1] < self.history_maps:
+                raise DimensionError(
+                    f"hist {tuple(hist.shape)} does not hold {self.history_maps} day(s) of "
+                    f"cond's patch size {tuple(cond.shape[-2:])}")
+            parts.append(hist[:, -self.history_maps:].to(cond.dtype))
         film = cond[:, self._film_idx].mean(dim=(2, 3)) if self._film_idx else None
-        return torch.cat([feats.to(cond.dtype), maps], dim=1), film
+        return torch.cat(parts, dim=1), film
 
     # -- target parameterisation --------------------------------------------------------------
     def baseline(self, x: torch.Tensor, film: torch.Tensor | None,

@@ -256,12 +256,14 @@ def _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, si
     """Encode, sample or regress, and stitch every piece of one day (or a crop of it)."""
     cond_p = cut_patches(cond_t, starts, side)
     raw = _encode(module, hist_t, starts, side, batch_size)
+    k = getattr(module, "history_maps", 0)
+    last = cut_patches(hist_t[-k:], starts, side) if k else None  # history read as maps
     n = starts.shape[0]
     ny, nx = plan.shape
 
     def model_inputs(b):
         feats = module.encoder.resize(raw[b], side)
-        return module.inputs(None, cond_p[b], feats=feats)
+        return module.inputs(None if last is None else last[b], cond_p[b], feats=feats)
 
     # The field the large model corrects (coarse channel or regressed mean; None for the
     # direct target) is the same for every member and step: computed once per day.
