@@ -16,9 +16,20 @@ only); ``seam``: the mean jump of one member's log10 error across the tiles' cor
 its mean jump between any two neighbouring pixels (about 1 without seams). s/day: wall
 seconds of ``est.predict`` per day (all members), ``--threads`` threads.
 
+With ``--bed NAME --skill-cache DIR`` the same rows for a test-bed of ``tests/testbeds.py``
+(or ``--bed demo``), with the fits of ``bench_skill.py --cache DIR`` (fitted there when
+missing). ``--patches 2,4`` adds patch rows at other strides (the first is the reference).
+``--calibrate``: before scoring, each layout's spread factor is fitted on the first ``--days``
+validation days *with that layout* (``Downscaler.calibrate``'s rule), so CRPS compares
+calibrated ensembles, as ``fit`` ships them; the factor and the validation spread/skill
+ratio are printed.
+
 Run::
 
     python benchmarks/bench_tiles.py --cache /tmp/xds-bench-tiles
+    python benchmarks/bench_tiles.py --bed base --skill-cache .bench-cache/max840 \
+        --set max_steps=840 --models ddpm --skip b --calibrate --patches 2,4 \
+        --tiles 24/4/4,24/4/8 --days 8
 
 The stride-2 DDPM patch rows are nearly all of the time (625 patches x steps x members a
 day). Measured on 2 shared CPU cores: ``--models ddpm --members 2 --days 3 --a-steps 10
@@ -37,33 +48,52 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import cached_fit
+from _common import (
+    cached_fit,
+    load_pair,
+    parse_overrides,
+    skill_config,
+    skill_fit_name,
+    use_prediction_settings,
+)
 
-import xdownscale
-from xdownscale import DownscaleConfig
+from xdownscale import DownscaleConfig, Downscaler
 
 VAR = "DUEXTTAU"
 
 
 def fit_or_load(args, model, coarse, fine, elev):
-    def fit():
-        cfg = DownscaleConfig.fast(seed=args.seed, verbose=False)
-        return coarse.downscale.fit(fine, elevation=elev, model=model, config=cfg,
-                                    seasons=[args.season])
+    if args.skill_cache is None:
+        def fit():
+            cfg = DownscaleConfig.fast(seed=args.seed, verbose=False)
+            return coarse.downscale.fit(fine, elevation=elev, model=model, config=cfg,
+                                        seasons=[args.season])
 
-    path = Path(args.cache) / f"{model}_A1_{args.season}_seed{args.seed}"
-    return cached_fit(path, fit, f"the {model}")[0]
+        path = Path(args.cache) / f"{model}_A1_{args.season}_seed{args.seed}"
+        return cached_fit(path, fit, f"the {model}")[0]
+    overrides, tag = parse_overrides(args.set)
+
+    def fit():  # bench_skill.py's fit, made here as it makes it when it is not there yet
+        cfg = skill_config(DownscaleConfig.fast, seed=args.seed, overrides=overrides)
+        return Downscaler(cfg, model=model, seasons=[args.season]).fit(coarse, fine, elev)
+
+    path = Path(args.skill_cache) / skill_fit_name(args.bed, args.season, model, tag=tag,
+                                                   seed=args.seed)
+    est = cached_fit(path, fit, f"the {model}", data=(coarse, fine))[0]
+    use_prediction_settings(est, DownscaleConfig.fast())
+    return est
 
 
 def seam_ratio(error: np.ndarray, cfg, inference: str) -> float:
     """Mean |step| of ``error`` (time, y, x) across the pieces' core edges over its mean
-    |step| everywhere: about 1 without seams; a tile-wise offset makes it larger."""
+    |step| everywhere: about 1 without seams; a piece-wise offset makes it larger. For
+    patches at a stride below the core every pixel is near some edge, so about 1."""
     from xdownscale.predict.day import piece_layout
     from xdownscale.tiling.patches import patch_starts
 
     ny, nx = error.shape[-2:]
     side, stride, halo = piece_layout(cfg, (ny, nx), inference)
-    if inference != "tiles" or side >= min(ny, nx):
+    if side >= min(ny, nx):
         return float("nan")
     steps, at = [], []
     for axis, n in ((-1, nx), (-2, ny)):
@@ -77,11 +107,20 @@ def seam_ratio(error: np.ndarray, cfg, inference: str) -> float:
 
 
 def run(est, coarse, fine, days, *, inference, tile, halo, members, sampler="ddim", steps=20,
-        overlap=0):
-    """Scores and seconds per day of one way of predicting."""
-    cfg0 = est.config_
-    est.config_ = cfg0.replace(infer_stride=2, tile=tile, tile_halo=halo, tile_overlap=overlap)
+        overlap=0, stride=2, calibrate_on=None):
+    """Scores and seconds per day of one way of predicting; with ``calibrate_on`` (days) the
+    spread factor is first fitted on those days with the same way (``factor``, ``ssr_val``)."""
+    from xdownscale.estimator.stages import calibrate_spread
+
+    cfg0, spread0 = est.config_, dict(est.spread_)
+    est.config_ = cfg0.replace(infer_stride=stride, tile=tile, tile_halo=halo,
+                               tile_overlap=overlap, inference=inference)
+    row = {}
     try:
+        if calibrate_on is not None and members > 1:
+            season = est.seasons_[0]
+            rep = calibrate_spread(est, coarse, fine, days=calibrate_on, members=members)
+            row.update(factor=rep[season]["factor"], ssr_val=rep[season]["ssr"])
         t0 = time.perf_counter()
         kw = dict(members=members, sampler=sampler, steps=steps, keep_members=members > 1)
         pred = est.predict(coarse.sel(time=days), history=fine, inference=inference, **kw)
@@ -94,10 +133,10 @@ def run(est, coarse, fine, days, *, inference, tile, halo, members, sampler="ddi
             fine[VAR].sel(time=days).values)
         seam = seam_ratio(error, est.config_, inference)
     finally:
-        est.config_ = cfg0
+        est.config_, est.spread_ = cfg0, spread0
     sk = pred.dustdiag.skill(fine[VAR].sel(time=days), spaces=("log10",)).sel(space="log10")
-    row = {"r2": float(sk["r2"].mean()), "rmse": float(sk["rmse"].mean()), "seam": seam,
-           "s_day": seconds}
+    row.update(r2=float(sk["r2"].mean()), rmse=float(sk["rmse"].mean()), seam=seam,
+               s_day=seconds)
     if "crps" in sk:
         row.update(crps=float(sk["crps"].mean()), ssr=float(sk["ssr"].mean()))
     return row
@@ -106,6 +145,14 @@ def run(est, coarse, fine, days, *, inference, tile, halo, members, sampler="ddi
 def main(argv=None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache", default="bench-cache", help="folder for the fitted models")
+    p.add_argument("--bed", default=None, help="a test-bed (or 'demo'); needs --skill-cache")
+    p.add_argument("--skill-cache", default=None,
+                   help="bench_skill.py's --cache: score its fits (fitted there if missing)")
+    p.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                   help="the overrides bench_skill.py fitted with (--skill-cache)")
+    p.add_argument("--patches", default="2", help="patch strides; the first is the reference")
+    p.add_argument("--calibrate", action="store_true",
+                   help="fit each layout's spread factor on --days validation days first")
     p.add_argument("--season", default="JJA")
     p.add_argument("--members", type=int, default=4)
     p.add_argument("--days", type=int, default=6, help="JJA test days (default 6)")
@@ -118,24 +165,33 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--models", default="ddpm,unet", help="models of part (a)")
     p.add_argument("--a-steps", type=int, default=20, help="DDIM steps of part (a)")
     args = p.parse_args(argv)
+    if (args.bed is None) != (args.skill_cache is None):
+        p.error("--bed and --skill-cache go together (the shipped pair alone: neither)")
     torch.set_num_threads(args.threads)
-    coarse, fine, elev = xdownscale.datasets.synthetic(area="A1", seed=args.seed)
-    coarse, fine = coarse.load(), fine.load()
+    coarse, fine, elev = load_pair(args.bed, seed=args.seed)
     models = {m: fit_or_load(args, m, coarse, fine, elev) for m in args.models.split(",")}
-    days = pd.DatetimeIndex(next(iter(models.values())).test_days_[args.season])[: args.days]
+    first = next(iter(models.values()))
+    days = pd.DatetimeIndex(first.test_days_[args.season])[: args.days]
+    plan = first.plans_[args.season]
+    val = pd.DatetimeIndex(plan.val if plan.val.size else plan.holdout)[: args.days]
+    strides = [int(v) for v in args.patches.split(",") if v]
+    ref_name = f"patches s{strides[0]}"
     tiles = [tuple(int(v) for v in t.split("/")) for t in args.tiles.split(",") if t]
-    print(f"{len(days)} {args.season} test days ({days[0].date()} .. {days[-1].date()}), "
+    print(f"{args.bed or 'demo'} (seed {args.seed}): "
+          f"{len(days)} {args.season} test days ({days[0].date()} .. {days[-1].date()}), "
           f"{args.members} DDPM members, {args.threads} thread(s), load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     rows = []
     if "a" not in args.skip:
         for model, est in models.items():
             members = args.members if model == "ddpm" else 1
-            ways = [("patches", 16, 4, 0)] + [("tiles", *t) for t in tiles]
-            for inference, tile, halo, overlap in ways:
+            ways = ([("patches", 16, 4, 0, s) for s in strides]
+                    + [("tiles", *t, 2) for t in tiles])
+            for inference, tile, halo, overlap, stride in ways:
                 r = run(est, coarse, fine, days, inference=inference, tile=tile, halo=halo,
-                        members=members, steps=args.a_steps, overlap=overlap)
-                name = ("patches s2" if inference == "patches"
+                        members=members, steps=args.a_steps, overlap=overlap, stride=stride,
+                        calibrate_on=val if args.calibrate else None)
+                name = (f"patches s{stride}" if inference == "patches"
                         else f"tiles {tile}/{halo}/{overlap}")
                 rows.append({"part": "a", "model": model, "inference": name,
                              "sampler": f"ddim-{args.a_steps}" if model == "ddpm" else "-",
@@ -162,11 +218,11 @@ def main(argv=None) -> pd.DataFrame:
         print(g.drop(columns="part").to_string(**fmt))
     a = df[df.part == "a"]
     for model, g in a.groupby("model", sort=False):
-        ref = g[g.inference == "patches s2"].iloc[0]
-        for _, r in g[g.inference != "patches s2"].iterrows():
+        ref = g[g.inference == ref_name].iloc[0]
+        for _, r in g[g.inference != ref_name].iterrows():
             crps = (f", CRPS {100 * (r.crps / ref.crps - 1):+.2f} %" if "crps" in r and
                     np.isfinite(r.crps) else "")
-            print(f"{model} {r.inference} vs patches s2: R2 {r.r2 - ref.r2:+.4f}{crps}, "
+            print(f"{model} {r.inference} vs {ref_name}: R2 {r.r2 - ref.r2:+.4f}{crps}, "
                   f"time x{r.s_day / ref.s_day:.3f}")
     return df
 
