@@ -3,8 +3,8 @@
 The default configuration is ``DownscaleConfig()``, what ``Downscaler()`` and
 ``coarse.downscale.fit(...)`` use when no config is given: the paper's architecture (small
 temporal U-Net 64/128/256, large conditional DDPM U-Net 128/256/512, ~14 M parameters),
-tile inference (24-pixel tiles, 4-pixel halo, cores overlapping by 4, Hann-blended), post-hoc
-stitching and DDIM-10.
+tile inference (16-pixel tiles, the training patch, with a 4-pixel halo and cores overlapping
+by 3: patches at stride 5, Hann-blended), post-hoc stitching and DDIM-10.
 
 Training to convergence is not the point: the model is fitted with the minimal legitimate
 amount of training (one epoch of each stage on a few patches per day, via config overrides

@@ -156,7 +156,7 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--season", default="JJA")
     p.add_argument("--members", type=int, default=4)
     p.add_argument("--days", type=int, default=6, help="JJA test days (default 6)")
-    p.add_argument("--tiles", default="32/4/0,24/4/4,24/4/8,64/4/0",
+    p.add_argument("--tiles", default="16/4/3,24/4/4,24/4/8,32/4/0,64/4/0",
                    help="tile/halo/overlap layouts to compare with patches")
     p.add_argument("--steps", default="4,6,10", help="few-step sampler budgets (part b)")
     p.add_argument("--seed", type=int, default=0)

@@ -221,3 +221,18 @@ def test_worker_heap_tuning_runs_once_and_only_under_a_nanny(monkeypatch):
     prediction._keep_heap_for_torch()
     prediction._keep_heap_for_torch()
     assert len(calls) == (1 if prediction.sys.platform.startswith("linux") else 0)
+
+
+def test_auto_takes_patches_on_small_maps_and_training_size_tiles_beyond():
+    from xdownscale import DownscaleConfig
+
+    cfg = DownscaleConfig()
+    # 13 x 13 = 169 patches at stride 2: the paper's patches
+    assert piece_layout(cfg, (40, 40), "auto") == (16, 2, 4)
+    # 625 patches at stride 2: tiles, by default of the training patch's size at stride 5
+    assert piece_layout(cfg, (64, 64), "auto") == (16, 5, 4)
+    assert piece_layout(cfg, (432, 357), "auto") == piece_layout(cfg, (432, 357), "tiles")
+    # fast()'s stride 4 keeps a 64 x 64 window (169 patches) on patches
+    assert piece_layout(DownscaleConfig.fast(), (64, 64), "auto") == (16, 4, 4)
+    # the previous default tiles stay one setting away
+    assert piece_layout(cfg.replace(tile=24, tile_overlap=4), (64, 64), "auto") == (24, 12, 4)
