@@ -57,6 +57,27 @@ def skill_config(preset, *, seed: int, overrides: dict | None = None, target: st
                   calibrate_spread=as_shipped, **extra, **(overrides or {}))
 
 
+def skill_fit(cache, bed: str, season: str, model: str, data, *, seed: int = 0,
+              overrides: dict | None = None, tag: str = "", preset=None,
+              config: str = "fast"):
+    """``(estimator, fit seconds)``: ``bench_skill.py``'s fit of ``bed`` (``"demo"``: the
+    shipped A1 pair) from its ``--cache``, fitted there as it fits it when missing, set to
+    predict with its configuration's (today's) prediction settings. ``data``: the pair's
+    ``(coarse, fine, elevation)``; ``overrides`` and ``tag`` from :func:`parse_overrides`."""
+    from xdownscale import DownscaleConfig, Downscaler
+
+    coarse, fine, elev = data
+    cfg = skill_config(preset or DownscaleConfig.fast, seed=seed, overrides=overrides)
+
+    def fit():
+        return Downscaler(cfg, model=model, seasons=[season]).fit(coarse, fine, elev)
+
+    path = Path(cache) / skill_fit_name(bed, season, model, config=config, tag=tag, seed=seed)
+    est, seconds = cached_fit(path, fit, f"the {bed} {model}", data=(coarse, fine))
+    use_prediction_settings(est, cfg)
+    return est, seconds
+
+
 def load_pair(bed: str | None = None, seed: int = 0, area: str = "A1"):
     """``(coarse, fine, elevation)`` in memory: the shipped synthetic pair of ``area`` (``bed``
     None or ``"demo"``) or a test-bed of ``tests/testbeds.py``."""

@@ -114,14 +114,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import (
-    cached_fit,
-    load_pair,
-    parse_overrides,
-    skill_config,
-    skill_fit_name,
-    use_prediction_settings,
-)
+from _common import cached_fit, load_pair, parse_overrides, skill_fit, use_prediction_settings
 
 from xdownscale import DownscaleConfig, Downscaler
 from xdownscale.diagnostics import (
@@ -176,13 +169,9 @@ def fit_or_load(args, model, coarse, fine, elev) -> tuple[Downscaler, float]:
                 else f"{args.bed}_{model}_{args.season}{tag}_seed{args.seed}")
         path = Path(args.cache) / name
     else:  # bench_skill.py's fit, made here as it makes it when it is not there yet
-        def fit():
-            cfg = skill_config(preset, seed=args.seed, overrides=overrides)
-            return Downscaler(cfg, model=model, seasons=[args.season]).fit(coarse, fine, elev)
-
-        path = Path(args.skill_cache) / skill_fit_name(
-            args.bed or "demo", args.season, model, config=args.config, tag=set_tag,
-            seed=args.seed)
+        return skill_fit(args.skill_cache, args.bed or "demo", args.season, model,
+                         (coarse, fine, elev), seed=args.seed, overrides=overrides,
+                         tag=set_tag, preset=preset, config=args.config)
     est, seconds = cached_fit(path, fit, f"the {model}", data=(coarse, fine))
     use_prediction_settings(est, preset())  # today's inference and step
     return est, seconds

@@ -46,14 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import (
-    cached_fit,
-    load_pair,
-    parse_overrides,
-    skill_config,
-    skill_fit_name,
-    use_prediction_settings,
-)
+from _common import cached_fit, load_pair, parse_overrides, skill_fit
 
 import xdownscale
 from xdownscale import DownscaleConfig
@@ -116,15 +109,8 @@ def _beds(args) -> pd.DataFrame:
     rows, persistence = [], {}
     for bed in args.beds:
         coarse, fine, elev = load_pair(bed, seed=args.seed)
-        cfg = skill_config(DownscaleConfig.fast, seed=args.seed, overrides=overrides)
-
-        def fit(coarse=coarse, fine=fine, elev=elev, cfg=cfg):
-            return xdownscale.Downscaler(cfg, model="ddpm", seasons=["JJA"]).fit(
-                coarse, fine, elev)
-
-        path = cache / skill_fit_name(bed, "JJA", "ddpm", tag=tag, seed=args.seed)
-        est, fit_s = cached_fit(path, fit, f"the {bed} DDPM", data=(coarse, fine))
-        use_prediction_settings(est, cfg)
+        est, fit_s = skill_fit(cache, bed, "JJA", "ddpm", (coarse, fine, elev), seed=args.seed,
+                               overrides=overrides, tag=tag)
         start = pseudo_start(est, pd.DatetimeIndex(fine["time"].values), "JJA", args.days)
         if start is None:
             print(f"{bed}: no {args.days} consecutive JJA days with a lag window before them")

@@ -48,16 +48,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import (
-    cached_fit,
-    load_pair,
-    parse_overrides,
-    skill_config,
-    skill_fit_name,
-    use_prediction_settings,
-)
+from _common import cached_fit, load_pair, parse_overrides, skill_fit
 
-from xdownscale import DownscaleConfig, Downscaler
+from xdownscale import DownscaleConfig
 
 VAR = "DUEXTTAU"
 
@@ -72,16 +65,8 @@ def fit_or_load(args, model, coarse, fine, elev):
         path = Path(args.cache) / f"{model}_A1_{args.season}_seed{args.seed}"
         return cached_fit(path, fit, f"the {model}")[0]
     overrides, tag = parse_overrides(args.set)
-
-    def fit():  # bench_skill.py's fit, made here as it makes it when it is not there yet
-        cfg = skill_config(DownscaleConfig.fast, seed=args.seed, overrides=overrides)
-        return Downscaler(cfg, model=model, seasons=[args.season]).fit(coarse, fine, elev)
-
-    path = Path(args.skill_cache) / skill_fit_name(args.bed, args.season, model, tag=tag,
-                                                   seed=args.seed)
-    est = cached_fit(path, fit, f"the {model}", data=(coarse, fine))[0]
-    use_prediction_settings(est, DownscaleConfig.fast())
-    return est
+    return skill_fit(args.skill_cache, args.bed, args.season, model, (coarse, fine, elev),
+                     seed=args.seed, overrides=overrides, tag=tag)[0]
 
 
 def seam_ratio(error: np.ndarray, cfg, inference: str) -> float:
