@@ -256,7 +256,7 @@ def _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, si
     """Encode, sample or regress, and stitch every piece of one day (or a crop of it)."""
     cond_p = cut_patches(cond_t, starts, side)
     raw = _encode(module, hist_t, starts, side, batch_size)
-    k = getattr(module, "history_maps", 0)
+    k = module.history_maps
     last = cut_patches(hist_t[-k:], starts, side) if k else None  # history read as maps
     n = starts.shape[0]
     ny, nx = plan.shape
