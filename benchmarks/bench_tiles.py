@@ -92,14 +92,15 @@ def seam_ratio(error: np.ndarray, cfg, inference: str) -> float:
 
 
 def run(est, coarse, fine, days, *, inference, tile, halo, members, sampler="ddim", steps=20,
-        overlap=0, stride=2, calibrate_on=None):
+        overlap=0, stride=2, calibrate_on=None, member_shift=True):
     """Scores and seconds per day of one way of predicting; with ``calibrate_on`` (days) the
     spread factor is first fitted on those days with the same way (``factor``, ``ssr_val``)."""
     from xdownscale.estimator.stages import calibrate_spread
 
     cfg0, spread0 = est.config_, dict(est.spread_)
     est.config_ = cfg0.replace(infer_stride=stride, tile=tile, tile_halo=halo,
-                               tile_overlap=overlap, inference=inference)
+                               tile_overlap=overlap, inference=inference,
+                               member_shift=member_shift)
     row = {}
     try:
         if calibrate_on is not None and members > 1:
@@ -136,6 +137,8 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                    help="the overrides bench_skill.py fitted with (--skill-cache)")
     p.add_argument("--patches", default="2", help="patch strides; the first is the reference")
+    p.add_argument("--member-shift", choices=("on", "off"), default="on",
+                   help="cut each member on its own shift of the layout (member_shift)")
     p.add_argument("--calibrate", action="store_true",
                    help="fit each layout's spread factor on --days validation days first")
     p.add_argument("--season", default="JJA")
@@ -164,7 +167,8 @@ def main(argv=None) -> pd.DataFrame:
     tiles = [tuple(int(v) for v in t.split("/")) for t in args.tiles.split(",") if t]
     print(f"{args.bed or 'demo'} (seed {args.seed}): "
           f"{len(days)} {args.season} test days ({days[0].date()} .. {days[-1].date()}), "
-          f"{args.members} DDPM members, {args.threads} thread(s), load average "
+          f"{args.members} DDPM members (member_shift {args.member_shift}), "
+          f"{args.threads} thread(s), load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     rows = []
     if "a" not in args.skip:
@@ -175,7 +179,8 @@ def main(argv=None) -> pd.DataFrame:
             for inference, tile, halo, overlap, stride in ways:
                 r = run(est, coarse, fine, days, inference=inference, tile=tile, halo=halo,
                         members=members, steps=args.a_steps, overlap=overlap, stride=stride,
-                        calibrate_on=val if args.calibrate else None)
+                        calibrate_on=val if args.calibrate else None,
+                        member_shift=args.member_shift == "on")
                 name = (f"patches s{stride}" if inference == "patches"
                         else f"tiles {tile}/{halo}/{overlap}")
                 rows.append({"part": "a", "model": model, "inference": name,
@@ -190,7 +195,8 @@ def main(argv=None) -> pd.DataFrame:
         for sampler, steps in ([("ddim", 20)] + [(s, n) for s in ("ddim", "dpmsolver")
                                                  for n in budgets]):
             r = run(models["ddpm"], coarse, fine, days, inference="tiles", tile=tile, halo=halo,
-                    members=args.members, sampler=sampler, steps=steps, overlap=overlap)
+                    members=args.members, sampler=sampler, steps=steps, overlap=overlap,
+                    member_shift=args.member_shift == "on")
             rows.append({"part": "b", "model": "ddpm", "inference": f"tiles {tile}",
                          "sampler": f"{sampler}-{steps}", **r})
             print(f"  {sampler}-{steps} R2 {r['r2']:.4f} CRPS {r['crps']:.4f} "

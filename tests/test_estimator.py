@@ -209,6 +209,19 @@ def test_dask_equals_eager_and_is_lazy(fitted, toy_pair):
                                rtol=1e-5, atol=1e-7)
 
 
+def test_unet_members_are_one_field_whatever_the_member_shift(fitted, toy_pair):
+    # member_shift cuts a generative model's members on shifted grids; the U-Net's members
+    # stay one deterministic field, so its spread is zero rather than a measure of the cuts
+    coarse, fine, _ = toy_pair
+    est = fitted["unet"]
+    assert est.config_.member_shift
+    pred = est.predict(coarse.sel(time=_test_days(est)), history=fine, members=3,
+                       keep_members=True)
+    members = pred["DUEXTTAU_members"].values
+    np.testing.assert_array_equal(members, np.broadcast_to(members[:1], members.shape))
+    np.testing.assert_allclose(pred["DUEXTTAU_std"].values, 0.0, atol=1e-6)  # float rounding
+
+
 def test_dask_block_of_days_apart_equals_eager(fitted, toy_pair):
     # one time chunk holding days whose lag windows are apart (and a record day in between
     # that no window needs is missing): each task slices one run of the history

@@ -59,6 +59,37 @@ def test_starts_odd_size_by_hand():
     assert np.unique(starts2[:, 1]).tolist() == [0, 2, 4, 6, 7]
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("stride", "offset"), [(5, (3, 2)), (5, (0, 4)), (2, (1, 1)),
+                                                (8, (7, 0))])
+def test_starts_with_an_offset_shift_the_grid_and_keep_the_border(shape, stride, offset):
+    starts = patch_starts(shape, patch=16, stride=stride, offset=offset)
+    coverage = np.zeros(shape, int)
+    for y, x in starts:
+        coverage[y : y + 16, x : x + 16] += 1
+    assert (coverage > 0).all()
+    assert len({tuple(s) for s in starts.tolist()}) == len(starts)
+    for axis in (0, 1):
+        o, last = offset[axis], shape[axis] - 16
+        expected = ([0] if o else []) + list(range(o, last + 1, stride))
+        if expected[-1] != last:
+            expected.append(last)
+        assert np.unique(starts[:, axis]).tolist() == expected
+    # no offset is the plain grid
+    np.testing.assert_array_equal(patch_starts(shape, patch=16, stride=stride, offset=(0, 0)),
+                                  patch_starts(shape, patch=16, stride=stride))
+
+
+def test_starts_offset_by_hand_and_errors():
+    # 23 columns, stride 5, offset 3: the border patch 0, then 3 and the flush start 7
+    assert np.unique(patch_starts((16, 23), stride=5, offset=(0, 3))[:, 1]).tolist() == [0, 3, 7]
+    # an image one patch wide: the one start 0, whatever the offset
+    assert patch_starts((16, 16), stride=5, offset=(4, 4)).tolist() == [[0, 0]]
+    for bad in ((5, 0), (-1, 0), (0,)):
+        with pytest.raises(ConfigError, match="offset"):
+            patch_starts((40, 40), stride=5, offset=bad)
+
+
 def test_starts_errors():
     with pytest.raises(DimensionError, match="15 pixels"):
         patch_starts((15, 40), patch=16)

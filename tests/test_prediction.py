@@ -8,7 +8,13 @@ import torch
 from conftest import make_toy_pair, raise_if_dask_computes, tiny_config
 
 from xdownscale.errors import ConfigError
-from xdownscale.predict.day import crop_starts, patch_seeds, piece_layout, pixel_noise
+from xdownscale.predict.day import (
+    crop_starts,
+    member_offset,
+    patch_seeds,
+    piece_layout,
+    pixel_noise,
+)
 from xdownscale.tiling.patches import patch_starts
 
 VAR = "DUEXTTAU"
@@ -236,3 +242,43 @@ def test_auto_takes_patches_on_small_maps_and_training_size_tiles_beyond():
     assert piece_layout(DownscaleConfig.fast(), (64, 64), "auto") == (16, 4, 4)
     # the previous default tiles stay one setting away
     assert piece_layout(cfg.replace(tile=24, tile_overlap=4), (64, 64), "auto") == (24, 12, 4)
+
+
+def test_member_offsets_start_at_the_plain_grid_and_spread_over_the_stride():
+    assert all(member_offset(0, s) == (0, 0) for s in range(1, 9))
+    assert all(member_offset(m, 1) == (0, 0) for m in range(10))
+    for stride in range(2, 9):
+        offsets = [member_offset(m, stride) for m in range(40)]
+        assert all(0 <= o < stride for off in offsets for o in off)
+        # the first members take distinct shifts, and every row and column shift comes up
+        first = offsets[: min(4, stride)]
+        assert len(set(first)) == len(first)
+        assert {o[0] for o in offsets} == {o[1] for o in offsets} == set(range(stride))
+
+
+def test_members_are_cut_on_shifted_layouts(wide):
+    from xdownscale import DownscaleConfig
+
+    est, coarse, fine = wide
+    old, spread = est.config_, dict(est.spread_)
+    # the raw members: the spread factor and the coarse-consistency step move them all
+    est.spread_ = dict.fromkeys(spread, 1.0)
+    est.config_ = old.replace(coarse_consistency=False)
+    kw = dict(history=fine, members=3, seed=5, steps=3, keep_members=True)
+    try:
+        shifted = est.predict(coarse, **kw)[f"{VAR}_members"].values
+        est.config_ = est.config_.replace(member_shift=False)
+        plain = est.predict(coarse, **kw)[f"{VAR}_members"].values
+    finally:
+        est.config_, est.spread_ = old, spread
+    assert old.member_shift
+    # member 0 is cut on the plain grid; the others on their own shifts of it, from the same
+    # starting noise, so they differ from the plain members but only by where they were cut
+    np.testing.assert_array_equal(shifted[0], plain[0])  # (member, time, lat, lon)
+    for m in (1, 2):
+        assert not np.allclose(shifted[m], plain[m], rtol=1e-4, atol=0)
+        assert np.abs(np.log10(shifted[m] / plain[m])).mean() < 0.1
+    # a fit saved before the field keeps the one layout it was calibrated with
+    data = {k: v for k, v in old.to_dict().items() if k != "member_shift"}
+    assert DownscaleConfig.from_dict(data, saved=True).member_shift is False
+    assert not DownscaleConfig.paper().member_shift

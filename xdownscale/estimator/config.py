@@ -92,6 +92,11 @@ class DownscaleConfig:
     tile: int = 16
     tile_halo: int = 4
     tile_overlap: int = 3
+    # cut ensemble member m on the piece grid shifted by member_offset(m, stride) (member 0:
+    # the plain grid), so an ensemble averages over more cuts than one member at no extra
+    # cost: on the test-beds 4 members at stride 5 then score as stride-2 patches do
+    # (bench_tiles.py; docs' prediction guide). False: every member on the same pieces
+    member_shift: bool = True
     # stage A: small temporal U-Net on the coarse record
     small_widths: tuple[int, ...] = (64, 128, 256)
     small_lr: float = 5e-4
@@ -290,11 +295,11 @@ class DownscaleConfig:
         128/256/512, stride 8 for training and 2 for inference on patches, halo 4, T_lag 40,
         the scaled field as the target through a sigmoid, budgets in epochs only, diffusion steps
         drawn uniformly in training, predictions not tied to the coarse driver after the
-        fact, the bicubic driver not clamped)."""
+        fact, the bicubic driver not clamped, every member cut on the same patches)."""
         return cls(**{"sampler": "ddpm", "sample_steps": 1000, "target": "direct", "min_steps": 0,
                       "inference": "patches", "coarse_consistency": False, "mean_share": 0.0,
                       "regrid_clamp": False, "point_estimate": "ensemble_mean",
-                      **overrides})
+                      "member_shift": False, **overrides})
 
     @classmethod
     def fast(cls, **overrides) -> DownscaleConfig:
@@ -381,7 +386,7 @@ class DownscaleConfig:
 
 
 #: Fields added after models were first saved, with the behaviour of fits saved without them.
-_BEFORE_FIELD = {"regrid_clamp": False, "point_estimate": "ensemble_mean"}
+_BEFORE_FIELD = {"regrid_clamp": False, "point_estimate": "ensemble_mean", "member_shift": False}
 
 
 def _type_ok(value, tp) -> bool:

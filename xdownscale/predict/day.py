@@ -15,6 +15,12 @@ Design choices, measured in ``benchmarks/bench_samplers.py``:
   top-left corner in the whole image): a day's numbers do not depend on which other days are
   predicted with it, on the batch size, or on the spatial crop (dask chunk plus overlap) the
   patch was predicted in.
+* a generative model's ensemble member ``m`` is cut on the piece grid shifted by
+  :func:`member_offset` (``member_shift``; member 0 on the plain grid): the members' cuts
+  differ, so their mean averages over more of them than one member does, for no extra
+  network passes (four members at stride 5 score as stride-2 patches do on the test-beds of
+  ``benchmarks/bench_tiles.py``). The shift follows from the member and the whole image's
+  shape only, so dask crops still agree.
 
 Tile inference (``inference="tiles"``; the default ``"auto"`` takes it when a day needs more
 than ``auto_patch_limit`` patches) runs the same networks, which are fully
@@ -46,7 +52,7 @@ from ..tiling.patches import cut_patches, patch_starts
 from ..tiling.stitch import StitchPlan
 
 __all__ = ["predict_day", "day_seed", "patch_seeds", "pixel_noise", "scale_spread",
-           "crop_starts", "piece_layout", "resolve_inference", "INFERENCE"]
+           "member_offset", "crop_starts", "piece_layout", "resolve_inference", "INFERENCE"]
 
 INFERENCE = ("auto", "patches", "tiles")
 
@@ -117,14 +123,15 @@ def pixel_noise(seed: int, day, member: int, origin, shape) -> np.ndarray:
     return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).astype(np.float32)
 
 
-def crop_starts(image_shape, origin, crop_shape, patch: int, stride: int) -> np.ndarray:
+def crop_starts(image_shape, origin, crop_shape, patch: int, stride: int,
+                offset=(0, 0)) -> np.ndarray:
     """Global patch corners of the whole image's tiling that lie wholly inside a crop.
 
     The tiling is the whole image's (:func:`~xdownscale.tiling.patches.patch_starts`), so a pixel of
     the crop's interior is covered by exactly the patches that cover it in the whole image,
     as long as the crop reaches ``patch`` pixels past it (or to the image border).
     """
-    starts = patch_starts(tuple(image_shape), patch=patch, stride=stride)
+    starts = patch_starts(tuple(image_shape), patch=patch, stride=stride, offset=offset)
     lo = np.asarray(origin)
     hi = lo + np.asarray(crop_shape)
     inside = np.all((starts >= lo) & (starts + patch <= hi), axis=1)
@@ -150,6 +157,21 @@ def piece_layout(cfg, image_shape, inference: str = "patches") -> tuple[int, int
     halo = min(int(cfg.tile_halo), (side - factor) // 2)
     overlap = min(int(cfg.tile_overlap), (side - 2 * halo) // 2)
     return side, side - 2 * halo - overlap, halo
+
+
+# Roberts' R2 sequence (the plastic number's powers): well-spread offsets for any count
+_R2 = (0.7548776662466927, 0.5698402909980532)
+
+
+def member_offset(member: int, stride: int) -> tuple[int, int]:
+    """Where member ``member``'s piece grid starts, ``(dy, dx)`` in ``[0, stride)``.
+
+    Member 0 keeps the plain layout; later members step through the ``stride x stride``
+    shifts along a low-discrepancy sequence, so an ensemble's members are cut at different
+    places and the ensemble mean averages over more cuts than any one member (at no extra
+    cost per member).
+    """
+    return tuple(int((member * a) % 1.0 * stride) for a in _R2)
 
 
 def scale_spread(members: np.ndarray, factor: float) -> np.ndarray:
@@ -231,74 +253,94 @@ def predict_day(module, cfg, hist: np.ndarray, cond: np.ndarray, *, day, members
     image_shape = (ny, nx) if image_shape is None else tuple(image_shape)
     side, stride, halo = piece_layout(cfg, image_shape, inference)
     batch_size = piece_batch(cfg, side) if batch_size is None else int(batch_size)
-    global_starts = crop_starts(image_shape, origin, (ny, nx), side, stride)
-    starts = global_starts - np.asarray(origin)
-    plan = StitchPlan(starts, (ny, nx), patch=side, halo=halo, window=cfg.window)
     missing = ~(np.isfinite(hist).all(0) & np.isfinite(cond).all(0))
     hist_t = torch.from_numpy(np.nan_to_num(hist, nan=0.0)).to(device)
     cond_t = torch.from_numpy(np.nan_to_num(cond, nan=0.0)).to(device)
+    held = {}  # one layout at a time: an A1 day's pieces and features are ~0.1 GB
+    # the U-Net's members are one deterministic field: shifting them would give it a spread
+    # that measures where it was cut, not how uncertain the day is
+    shift = cfg.member_shift and module.kind != "unet"
+
+    def layout(member):
+        """The pieces of ``member``'s layout, prepared again only when the offset changes."""
+        offset = member_offset(member, stride) if shift else (0, 0)
+        if offset not in held:
+            held.clear()
+            global_starts = crop_starts(image_shape, origin, (ny, nx), side, stride, offset)
+            starts = global_starts - np.asarray(origin)
+            plan = StitchPlan(starts, (ny, nx), patch=side, halo=halo, window=cfg.window)
+            held[offset] = _Pieces(module, hist_t, cond_t, starts, global_starts, plan,
+                                   side, batch_size)
+        return held[offset]
+
     # bf16 autocast on a GPU with mixed_precision=True; never on the CPU, so CPU results are
     # the float32 ones on every machine
     cuda = torch.device(device).type == "cuda" and cfg.mixed_precision
+    out = np.empty((members, ny, nx), np.float32)
     with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
-        out = _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, side,
-                              batch_size, members=members, sampler=sampler, steps=steps,
-                              eta=eta, seed=seed, day=day, fusion=fusion, device=device,
-                              origin=origin)
+        for m in range(members):
+            out[m] = _predict_member(module, cfg, layout(m), member=m, sampler=sampler,
+                                     steps=steps, eta=eta, seed=seed, day=day, fusion=fusion,
+                                     device=device, origin=origin)
     out = scale_spread(out, spread)
     out[:, missing] = np.nan
     return out
 
 
-def _predict_pieces(module, cfg, hist_t, cond_t, starts, global_starts, plan, side, batch_size,
-                    *, members, sampler, steps, eta, seed, day, fusion, device,
-                    origin=(0, 0)) -> np.ndarray:
-    """Encode, sample or regress, and stitch every piece of one day (or a crop of it)."""
-    cond_p = cut_patches(cond_t, starts, side)
-    raw = _encode(module, hist_t, starts, side, batch_size)
-    k = module.history_maps
-    last = cut_patches(hist_t[-k:], starts, side) if k else None  # history read as maps
-    n = starts.shape[0]
+class _Pieces:
+    """One layout's pieces of a day (or a crop): cut, encoded once, with the field the large
+    model corrects (coarse channel or regressed mean; None for the direct target), which is
+    the same for every member and step."""
+
+    def __init__(self, module, hist_t, cond_t, starts, global_starts, plan, side, batch_size):
+        self.module, self.starts, self.global_starts, self.plan = module, starts, global_starts, plan
+        self.side, self.batch_size, self.n = side, batch_size, starts.shape[0]
+        self.cond_p = cut_patches(cond_t, starts, side)
+        self.raw = _encode(module, hist_t, starts, side, batch_size)
+        k = module.history_maps
+        self.last = cut_patches(hist_t[-k:], starts, side) if k else None  # history as maps
+        parts = [module.baseline(*self.model_inputs(b), self.cond_p[b])
+                 for b in _batched(self.n, batch_size)]
+        self.base = None if parts[0] is None else torch.cat(parts)
+
+    def model_inputs(self, b):
+        feats = self.module.encoder.resize(self.raw[b], self.side)
+        return self.module.inputs(None if self.last is None else self.last[b], self.cond_p[b],
+                                  feats=feats)
+
+    def inputs(self, b):
+        x, film = self.model_inputs(b)
+        base = None if self.base is None else self.base[b]
+        return self.module.large_inputs(x, base, self.cond_p[b]), film
+
+
+def _predict_member(module, cfg, pieces: _Pieces, *, member, sampler, steps, eta, seed, day,
+                    fusion, device, origin=(0, 0)) -> np.ndarray:
+    """Sample or regress, and stitch, one member on its layout's pieces."""
+    n, plan = pieces.n, pieces.plan
     ny, nx = plan.shape
-
-    def model_inputs(b):
-        feats = module.encoder.resize(raw[b], side)
-        return module.inputs(None if last is None else last[b], cond_p[b], feats=feats)
-
-    # The field the large model corrects (coarse channel or regressed mean; None for the
-    # direct target) is the same for every member and step: computed once per day.
-    parts = [module.baseline(*model_inputs(b), cond_p[b]) for b in _batched(n, batch_size)]
-    base = None if parts[0] is None else torch.cat(parts)
-
-    def inputs(b):
-        x, film = model_inputs(b)
-        return module.large_inputs(x, None if base is None else base[b], cond_p[b]), film
-
-    out = np.empty((members, ny, nx), np.float32)
-    for m in range(members):
-        if module.kind == "ddpm":
-            # the starting state is one field over the map; later steps' noise (eta > 0,
-            # the ddpm sampler) comes from each piece's own generator
-            gen = [torch.Generator(device="cpu").manual_seed(int(s))
-                   for s in patch_seeds(seed, day, m, global_starts)]
-            x_T = cut_patches(torch.from_numpy(pixel_noise(seed, day, m, origin, (ny, nx)))[None],
-                              starts, side).to(device)
-            raw_out = _sample_ddpm(module.large, inputs, n, cfg, plan, gen, x_T, sampler=sampler,
-                                   steps=steps, eta=eta, fusion=fusion, device=device,
-                                   batch_size=batch_size)
-        else:
-            parts = []
-            for b in _batched(n, batch_size):
-                x, film = inputs(b)
-                if module.kind == "unet":
-                    parts.append(module.large(x, film=film))
-                else:
-                    parts.append(module.large.predict(x, film))
-            raw_out = torch.cat(parts)
-        x0 = module.decode_output(raw_out, base)
-        image, _ = plan.stitch(x0[:, 0].float().cpu().numpy())
-        out[m] = image
-    return out
+    if module.kind == "ddpm":
+        # the starting state is one field over the map; later steps' noise (eta > 0,
+        # the ddpm sampler) comes from each piece's own generator
+        gen = [torch.Generator(device="cpu").manual_seed(int(s))
+               for s in patch_seeds(seed, day, member, pieces.global_starts)]
+        x_T = cut_patches(torch.from_numpy(pixel_noise(seed, day, member, origin, (ny, nx)))[None],
+                          pieces.starts, pieces.side).to(device)
+        raw_out = _sample_ddpm(module.large, pieces.inputs, n, cfg, plan, gen, x_T,
+                               sampler=sampler, steps=steps, eta=eta, fusion=fusion,
+                               device=device, batch_size=pieces.batch_size)
+    else:
+        parts = []
+        for b in _batched(n, pieces.batch_size):
+            x, film = pieces.inputs(b)
+            if module.kind == "unet":
+                parts.append(module.large(x, film=film))
+            else:
+                parts.append(module.large.predict(x, film))
+        raw_out = torch.cat(parts)
+    x0 = module.decode_output(raw_out, pieces.base)
+    image, _ = plan.stitch(x0[:, 0].float().cpu().numpy())
+    return image
 
 
 def _sample_ddpm(diffusion, inputs, n, cfg, plan, gen, x_T, *, sampler, steps, eta, fusion,

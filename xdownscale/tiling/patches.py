@@ -16,27 +16,31 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DimensionError
+from ..errors import ConfigError, DimensionError
 from .cutting import as_starts, check_starts, cut_numpy, cut_torch, positive_int
 
 # DayPatchDataset is built on first access by the module __getattr__ at the bottom.
 __all__ = ["patch_starts", "cut_patches", "valid_patch_mask", "DayPatchDataset"]  # noqa: F822
 
 
-def _patch_starts_1d(*, size: int, patch: int, stride: int) -> np.ndarray:
-    """Starts along one axis: ``0, stride, 2*stride, ...`` plus ``size - patch`` if missed."""
+def _patch_starts_1d(*, size: int, patch: int, stride: int, offset: int = 0) -> np.ndarray:
+    """Starts along one axis: ``0, offset, offset + stride, ...`` plus ``size - patch`` if
+    missed (the 0 only when ``offset > 0``)."""
     if size < patch:
         raise DimensionError(
             f"the image is {size} pixels along an axis but a patch needs {patch}; use a larger "
             "region or a smaller patch"
         )
-    starts = np.arange(0, size - patch + 1, stride, dtype=np.int64)
+    starts = np.arange(offset, size - patch + 1, stride, dtype=np.int64)
+    if offset > 0:
+        starts = np.concatenate([np.zeros(1, np.int64), starts])
     if starts[-1] != size - patch:
         starts = np.append(starts, np.int64(size - patch))
     return starts
 
 
-def patch_starts(shape: Sequence[int], patch: int = 16, stride: int = 8) -> np.ndarray:
+def patch_starts(shape: Sequence[int], patch: int = 16, stride: int = 8,
+                 offset: Sequence[int] = (0, 0)) -> np.ndarray:
     """Top-left corners of the patches that tile an image.
 
     Parameters
@@ -47,6 +51,10 @@ def patch_starts(shape: Sequence[int], patch: int = 16, stride: int = 8) -> np.n
         Patch side in pixels.
     stride : int, default 8
         Step between neighbouring patches (8 for training, 2 for inference in the paper).
+    offset : (int, int), default (0, 0)
+        Where the regular grid starts along each axis, ``0 <= offset < stride``: a shifted
+        layout of the same density (the image's first row/column of patches is kept, so the
+        border is still covered).
 
     Returns
     -------
@@ -71,8 +79,10 @@ def patch_starts(shape: Sequence[int], patch: int = 16, stride: int = 8) -> np.n
     stride = positive_int(stride, "stride")
     if len(shape) != 2:
         raise DimensionError(f"shape must be (ny, nx), got {tuple(shape)!r}")
-    ys = _patch_starts_1d(size=int(shape[0]), patch=patch, stride=stride)
-    xs = _patch_starts_1d(size=int(shape[1]), patch=patch, stride=stride)
+    if len(offset) != 2 or not all(0 <= int(o) < stride for o in offset):
+        raise ConfigError(f"offset must be two integers in [0, stride={stride}), got {offset!r}")
+    ys = _patch_starts_1d(size=int(shape[0]), patch=patch, stride=stride, offset=int(offset[0]))
+    xs = _patch_starts_1d(size=int(shape[1]), patch=patch, stride=stride, offset=int(offset[1]))
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     return np.stack([yy.ravel(), xx.ravel()], axis=1)
 
