@@ -34,6 +34,9 @@ Run::
     python benchmarks/bench_ensembles.py --cache /tmp/xds-bench-ens --quick    # a few minutes
     python benchmarks/bench_ensembles.py --bed base --skill-cache DIR  # bench_skill.py's fits
 
+Members are cut on shifted layouts (``DownscaleConfig.member_shift``) unless
+``--member-shift off``; fits saved before that field would otherwise load with one layout.
+
 Measured (2 shared CPU cores, 1 torch thread, load average 10-13 from other jobs)
 ---------------------------------------------------------------------------------
 ``--quick`` (the first 9 rows: 9 settings, the first 2 JJA test days 2006-08-30/31, 8 members,
@@ -225,6 +228,8 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--calibrate", action="store_true",
                    help="calibrate the DDPM's spread on its validation days (est.calibrate) "
                         "and add each setting's members scaled by that factor ('cal' rows)")
+    p.add_argument("--member-shift", choices=("on", "off"), default="on",
+                   help="cut each member on its own shift of the layout (member_shift)")
     p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
                    help="configuration overrides of the fits (as bench_skill.py --set; "
                         "cached under their own names)")
@@ -246,10 +251,14 @@ def main(argv=None) -> pd.DataFrame:
     truth_sv = semivariogram(truth, **SV)["gamma_mean"].values
     truth_ps = power_spectrum(truth)["power_mean"].values
     print(f"{len(days)} {args.season} test days ({days[0].date()} .. {days[-1].date()}), "
-          f"{args.members} members, {args.threads} thread(s), load average "
+          f"{args.members} members (member_shift {args.member_shift}), {args.threads} "
+          f"thread(s), load average "
           f"{os.getloadavg()[0]:.1f}; truth semivariance {truth_sv[0]:.4f} (< 10 km)",
           flush=True)
 
+    # a fit saved before member_shift loads with one layout for every member: the switch
+    # says which is measured (today's default: on)
+    ddpm.config_ = ddpm.config_.replace(member_shift=args.member_shift == "on")
     cfg0 = ddpm.config_
     factor = 1.0
     if args.calibrate:  # on the validation days, with the configured sampler (fit's way)

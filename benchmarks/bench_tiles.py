@@ -22,7 +22,8 @@ missing). ``--patches 2,4`` adds patch rows at other strides (the first is the r
 ``--calibrate``: before scoring, each layout's spread factor is fitted on the first ``--days``
 validation days *with that layout* (``Downscaler.calibrate``'s rule), so CRPS compares
 calibrated ensembles, as ``fit`` ships them; the factor and the validation spread/skill
-ratio are printed.
+ratio are printed. ``--member-shift off`` cuts every member on the same pieces (the
+behaviour before ``DownscaleConfig.member_shift``; ``on``, the default, is today's).
 
 Run::
 

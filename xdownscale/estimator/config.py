@@ -80,8 +80,8 @@ class DownscaleConfig:
     # prediction pieces: "patches" (patch at infer_stride, halo) or "tiles" of `tile` pixels
     # with `tile_halo`, neighbouring cores overlapping by `tile_overlap` and Hann-blended.
     # The default tile is the training patch stepping by 16 - 2*4 - 3 = 5 pixels, so each
-    # pixel is computed (16 / 5)^2 = 10 times instead of 64: within 0.004 R2 and (on five of
-    # six maps) 1 % CRPS of stride-2 patches, where 24-pixel tiles (4 times a pixel) lost up
+    # pixel is computed (16 / 5)^2 = 10 times instead of 64: within 0.001 R2 and 0.9 % CRPS
+    # of stride-2 patches with member_shift (below), where 24-pixel tiles (4 times a pixel) lost up
     # to 0.015 R2 and 6.7 % CRPS: networks trained on 16-pixel patches, with GroupNorm over
     # the whole input, predict best on 16-pixel inputs (benchmarks/bench_tiles.py; docs'
     # prediction guide). "auto": patches while a day needs at most `auto_patch_limit` of
