@@ -85,7 +85,7 @@ def test_starts_offset_by_hand_and_errors():
     assert np.unique(patch_starts((16, 23), stride=5, offset=(0, 3))[:, 1]).tolist() == [0, 3, 7]
     # an image one patch wide: the one start 0, whatever the offset
     assert patch_starts((16, 16), stride=5, offset=(4, 4)).tolist() == [[0, 0]]
-    for bad in ((5, 0), (-1, 0), (0,)):
+    for bad in ((5, 0), (-1, 0), (0,), (2.5, 0)):
         with pytest.raises(ConfigError, match="offset"):
             patch_starts((40, 40), stride=5, offset=bad)
 

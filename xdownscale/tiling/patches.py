@@ -11,6 +11,7 @@ here patches are cut from each day's arrays when a batch is needed.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -79,7 +80,8 @@ def patch_starts(shape: Sequence[int], patch: int = 16, stride: int = 8,
     stride = positive_int(stride, "stride")
     if len(shape) != 2:
         raise DimensionError(f"shape must be (ny, nx), got {tuple(shape)!r}")
-    if len(offset) != 2 or not all(0 <= int(o) < stride for o in offset):
+    if len(offset) != 2 or not all(isinstance(o, numbers.Integral) and 0 <= o < stride
+                                   for o in offset):
         raise ConfigError(f"offset must be two integers in [0, stride={stride}), got {offset!r}")
     ys = _patch_starts_1d(size=int(shape[0]), patch=patch, stride=stride, offset=int(offset[0]))
     xs = _patch_starts_1d(size=int(shape[1]), patch=patch, stride=stride, offset=int(offset[1]))
