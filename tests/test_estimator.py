@@ -362,10 +362,10 @@ def test_small_grid_native_trains_stage_a_on_the_coarse_grid(monkeypatch):
     seen = {}
     stage_a = _fit._stage_a
 
-    def spy(small, plan, load_small, starts, cfg, device, season):
+    def spy(small, plan, load_small, starts, cfg, device, season, state=None):
         seen["x"] = load_small(plan.small_train[0])["x"].shape
         seen["max_start"] = starts.max(axis=0)
-        return stage_a(small, plan, load_small, starts, cfg, device, season)
+        return stage_a(small, plan, load_small, starts, cfg, device, season, state)
 
     monkeypatch.setattr(_fit, "_stage_a", spy)
     cfg = tiny_config(patch=8, halo=2, infer_stride=4, small_grid="native")

@@ -116,10 +116,40 @@ def test_run_writes_report_and_resumes(run_dir, capsys):
     skill = pd.read_csv(out / "tables" / "T_table3_skill.csv")
     assert {"unet", "bicubic"} <= set(skill["model"])
     assert (out / "models" / "T_unet" / "estimator.json").is_file()
+    assert not (out / "models" / "T_unet.training").exists()  # the training state, once saved
     capsys.readouterr()
     # a rerun into the same folder reuses what is there
     assert main(["run", str(run_dir / "run.yaml")]) == 0
     assert "loading the saved model" in capsys.readouterr().err
+
+
+def test_a_run_interrupted_in_training_resumes_the_fit(run_dir, capsys, monkeypatch):
+    from xdownscale.models import TemporalUNet, TransferModel
+
+    real = TransferModel.loss
+
+    def interrupted(self, *args, **kwargs):  # stage B's first step: stage A is done
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TransferModel, "loss", interrupted)
+    assert main(["run", str(run_dir / "run.yaml")]) == 130
+    state = run_dir / "out" / "models" / "T_unet.training"
+    assert (state / "JJA" / "stage_a.pt").is_file()
+    assert "rerun the same command to resume" in capsys.readouterr().err
+
+    forward = TemporalUNet.forward
+
+    def no_stage_a(self, *args, **kwargs):  # the small model trains in stage A only
+        if self.training:
+            raise AssertionError("the finished stage A was trained again")
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(TransferModel, "loss", real)
+    monkeypatch.setattr(TemporalUNet, "forward", no_stage_a)
+    assert main(["run", str(run_dir / "run.yaml")]) == 0
+    assert "resuming the interrupted fit" in capsys.readouterr().err
+    assert (run_dir / "out" / "models" / "T_unet" / "estimator.json").is_file()
+    assert not state.exists()
 
 
 def test_version_and_help(capsys):

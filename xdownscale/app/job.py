@@ -98,15 +98,21 @@ def _fit_or_load(spec: JobSpec, area: str, model: str, coarse, fine, elev, pretr
         log(f"{area} {model}: fitting stage B on the stage-A models of {pretrained.model}")
     else:
         log(f"{area} {model}: fitting (stage A pretraining, then stage B with the frozen encoder)")
+    # the training state, written after every round: a job stopped half-way (a time limit, a
+    # pre-empted node) and started again continues the fit where it was; gone once saved
+    state = path.with_name(path.name + ".training")
+    if state.exists():
+        log(f"{area} {model}: resuming the interrupted fit from {state}")
     t0 = time.perf_counter()
     est = Downscaler(spec.config, model=model, seasons=spec.seasons, var=spec.var).fit(
-        coarse, fine, elevation=elev, pretrained=pretrained)
+        coarse, fine, elevation=elev, pretrained=pretrained, state_dir=state)
     log(f"{area} {model}: fitted in {time.perf_counter() - t0:.0f} s")
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     est.save(tmp)
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
+    shutil.rmtree(state, ignore_errors=True)
     return est
 
 

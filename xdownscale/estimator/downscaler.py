@@ -8,6 +8,7 @@ not when this module is imported.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -107,8 +108,8 @@ class Downscaler:
         return cfg.validate()
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, coarse, fine, elevation=None, *, pretrained: Downscaler | None = None
-            ) -> Downscaler:
+    def fit(self, coarse, fine, elevation=None, *, pretrained: Downscaler | None = None,
+            state_dir: str | os.PathLike | None = None) -> Downscaler:
         """Pretrain the small model on the coarse record and train the large model on the
         coarse/fine overlap, one pair per season.
 
@@ -127,6 +128,15 @@ class Downscaler:
             (e.g. the ``"ddpm"`` fit's for a ``"unet"`` fit on the same data). Its small
             model, stage-A settings, coarse pretraining days and scalers must be the same as
             this fit's; otherwise :class:`~xdownscale.errors.ConfigError` says what differs.
+        state_dir : str or path, optional
+            A folder where both stages write their training state after every round (one
+            file per season and stage). Calling ``fit`` again with the same folder, data and
+            training settings continues an interrupted fit after its last completed round
+            (a wall-clock limit, a pre-empted node), and on the same device ends with the
+            weights an uninterrupted fit gives; finished stages are read back, not trained.
+            A state written by another configuration or record is refused with
+            :class:`~xdownscale.errors.ConfigError`. Settings that only change prediction
+            (sampler, inference, ...) may differ. Delete the folder to start afresh.
 
         Returns
         -------
@@ -147,7 +157,8 @@ class Downscaler:
         cfg = self._resolved_config()
         if pretrained is not None:
             pretrained._check_fitted("reusing its stage-A models")
-        fit_estimator(self, cfg, coarse, fine, elevation, pretrained=pretrained)
+        fit_estimator(self, cfg, coarse, fine, elevation, pretrained=pretrained,
+                      state_dir=state_dir)
         return self
 
     def calibrate(self, coarse, fine, *, days=None, members: int = 4,
@@ -322,10 +333,11 @@ class Downscaler:
 
 def fit(coarse, fine, elevation=None, model: str = "ddpm", config: DownscaleConfig | None = None,
         seasons: Sequence[str] | None = None, var: Hashable | None = None,
-        **overrides) -> Downscaler:
+        state_dir: str | os.PathLike | None = None, **overrides) -> Downscaler:
     """Fit a :class:`Downscaler`; what ``coarse.downscale.fit(fine, ...)`` calls.
 
-    ``overrides`` set any :class:`DownscaleConfig` field by name.
+    ``overrides`` set any :class:`DownscaleConfig` field by name; ``state_dir`` makes the fit
+    resumable (see :meth:`Downscaler.fit`).
     """
     cfg = config if config is not None else DownscaleConfig()
     if overrides:
@@ -336,5 +348,5 @@ def fit(coarse, fine, elevation=None, model: str = "ddpm", config: DownscaleConf
         if bad:
             raise ConfigError(f"unknown season(s) {bad}; choose from {list(SEASONS)}")
     est = Downscaler(cfg, model=model, seasons=seasons, var=var or DEFAULT_VAR)
-    return est.fit(coarse, fine, elevation)
+    return est.fit(coarse, fine, elevation, state_dir=state_dir)
 

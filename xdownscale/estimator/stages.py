@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from ..diagnostics import baselines
 from ..diagnostics._common import field
 from ..errors import ConfigError, XDownscaleWarning
 from ..tiling.patches import DayPatchDataset, patch_starts
-from . import inputs
+from . import inputs, resume
 from .config import MAX_TEXTURE
 from .fitted import FittedState
 from .modules import SeasonModule, build_small
@@ -52,7 +53,39 @@ def _budget(min_steps: int, max_steps, epochs: int) -> dict:
                 round_steps=-(-min_steps // epochs) if min_steps else 0)
 
 
-def _stage_a(small, plan, load_small, starts, cfg, device, season) -> pd.DataFrame:
+# Settings that change neither stage's training, only prediction, scoring or execution: a
+# resumed fit (state_dir) may change them; any other field's change refuses the saved state.
+_NOT_TRAINING = frozenset((
+    "verbose", "device", "predict_batch_size", "validation", "calibrate_spread", "inference",
+    "auto_patch_limit", "tile", "tile_halo", "tile_overlap", "member_shift", "sampler",
+    "sample_steps", "eta", "point_estimate", "fusion", "coarse_consistency", "infer_stride",
+    "halo", "window", "extra"))
+
+
+def _state_path(state_dir, season: str, stage: str):
+    return None if state_dir is None else Path(state_dir) / season / f"stage_{stage}.pt"
+
+
+def _stage_a_key(est, cfg, season, plan, scaler) -> dict:
+    """What decides the stage-A model of ``season`` (for a resumed fit's state)."""
+    return dict(stage="A", season=season, vae=est.model == "vae",
+                config={f: getattr(cfg, f) for f in _STAGE_A_FIELDS},
+                days=resume.array_digest(plan.small_train, plan.small_holdout),
+                scaler=scaler.to_dict())
+
+
+def _stage_b_key(est, cfg, season, plan, scaler, module) -> dict:
+    """What decides the stage-B model of ``season``: every training setting, the days, the
+    scaler and the frozen stage-A weights it builds on."""
+    return dict(stage="B", season=season, model=est.model,
+                config={k: v for k, v in cfg.to_dict().items() if k not in _NOT_TRAINING},
+                days=resume.array_digest(plan.train, plan.holdout, plan.val),
+                scaler=scaler.to_dict(), residual_scale=float(module.residual_scale),
+                small=resume.module_digest(module.small) if module.small is not None else None)
+
+
+def _stage_a(small, plan, load_small, starts, cfg, device, season, state=None
+             ) -> pd.DataFrame:
     tr, va = _datasets(plan.small_train, plan.small_holdout, load_small, starts, cfg,
                        batch_size=cfg.small_batch_size, seed=cfg.seed)
     return train(small, lambda m, b: torch.nn.functional.l1_loss(m(b["x"]), b["y"]), tr, va,
@@ -61,7 +94,8 @@ def _stage_a(small, plan, load_small, starts, cfg, device, season) -> pd.DataFra
                  plateau_factor=cfg.plateau_factor, early_stop_patience=cfg.small_early_stop,
                  device=device, seed=cfg.seed, verbose=cfg.verbose,
                  desc=f"{season} stage A (small)",
-                 **_budget(cfg.small_min_steps, cfg.small_max_steps, cfg.small_epochs))
+                 **_budget(cfg.small_min_steps, cfg.small_max_steps, cfg.small_epochs),
+                 **(state or {}))
 
 
 def mix_history(batch: dict, p: float) -> dict:
@@ -106,7 +140,8 @@ def pushforward_history(module, batch: dict, p: float) -> dict:
     return {**batch, "hist": hist}
 
 
-def _stage_b(module, plan, load_large, starts, cfg, device, season, kind) -> pd.DataFrame:
+def _stage_b(module, plan, load_large, starts, cfg, device, season, kind, state=None
+             ) -> pd.DataFrame:
     tr, va = _datasets(plan.train, plan.holdout if plan.holdout.size else plan.val,
                        load_large, starts, cfg, batch_size=cfg.batch_size, seed=cfg.seed + 1)
     p, q = cfg.history_mix, cfg.pushforward
@@ -121,7 +156,8 @@ def _stage_b(module, plan, load_large, starts, cfg, device, season, kind) -> pd.
                  plateau_patience=cfg.plateau_patience, plateau_factor=cfg.plateau_factor,
                  early_stop_patience=cfg.early_stop, device=device, seed=cfg.seed,
                  verbose=cfg.verbose, desc=f"{season} stage B ({kind})",
-                 amp=cfg.mixed_precision, **_budget(cfg.min_steps, cfg.max_steps, cfg.epochs))
+                 amp=cfg.mixed_precision, **_budget(cfg.min_steps, cfg.max_steps, cfg.epochs),
+                 **(state or {}))
 
 
 def _residual_scale(fine_src, coarse_src, days, max_days: int = 64) -> float:
@@ -185,8 +221,10 @@ def _reused_stage_a(pretrained, est, cfg, season, plan, scaler):
     return small, pretrained.training_log_.loc[(season, "A")].copy()
 
 
-def _fit_season(est, cfg, season, data, device, pretrained=None):
-    """Plan, scale, stage A and stage B of one season: ``(module, scaler, plan, learning curves)``."""
+def _fit_season(est, cfg, season, data, device, pretrained=None, state_dir=None):
+    """Plan, scale, stage A and stage B of one season: ``(module, scaler, plan, learning curves)``.
+    With ``state_dir``, each stage writes its training state there after every round and
+    resumes from it (:mod:`.resume`)."""
     plan = inputs.plan_season(season, data.coarse_times, data.fine_times, cfg)
     train_days = np.concatenate([plan.train, plan.holdout])
     scaler = Scaler(cfg.scaler).fit(data.log_fine.sel(time=train_days),
@@ -215,12 +253,19 @@ def _fit_season(est, cfg, season, data, device, pretrained=None):
         small, hist_a = _reused_stage_a(pretrained, est, cfg, season, plan, scaler)
         small.to(device)
     elif cfg.encoder == "pretrained":
-        hist_a = _stage_a(small, plan, load_small, small_starts, cfg, device, season)
+        state = None if state_dir is None else dict(
+            state_path=_state_path(state_dir, season, "a"),
+            state_key=_stage_a_key(est, cfg, season, plan, scaler))
+        hist_a = _stage_a(small, plan, load_small, small_starts, cfg, device, season, state)
     # Stage B: freeze and transfer the encoder, train the large model on the overlap.
     module = SeasonModule(est.model, cfg, small=small)
     if cfg.target == "residual":
         module.residual_scale.fill_(_residual_scale(fine_src, coarse_src, train_days))
-    hist_b = _stage_b(module, plan, load_large, data.starts, cfg, device, season, est.model)
+    state = None if state_dir is None else dict(
+        state_path=_state_path(state_dir, season, "b"),
+        state_key=_stage_b_key(est, cfg, season, plan, scaler, module))
+    hist_b = _stage_b(module, plan, load_large, data.starts, cfg, device, season, est.model,
+                      state)
     module.eval()
     parts = []
     for stage, h in (("A", hist_a), ("B", hist_b)):
@@ -255,16 +300,18 @@ class _Inputs:
         self.log_coarse = log10_transform(coarse_f, eps=cfg.eps)
 
 
-def fit_estimator(est, cfg, coarse, fine, elevation, pretrained=None) -> None:
+def fit_estimator(est, cfg, coarse, fine, elevation, pretrained=None, state_dir=None) -> None:
     """Run stage A and stage B for each season, set the fitted attributes on ``est``, then
-    score the validation days against the interpolation baselines."""
+    score the validation days against the interpolation baselines. ``state_dir``: where the
+    stages write their training state after every round, and resume from it."""
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     data = _Inputs(est, cfg, coarse, fine, elevation)
     seasons = _seasons_to_fit(est, data.fine_times)
     modules, scalers, plans, logs = {}, {}, {}, []
     for season in seasons:
-        module, scaler, plan, log = _fit_season(est, cfg, season, data, device, pretrained)
+        module, scaler, plan, log = _fit_season(est, cfg, season, data, device, pretrained,
+                                                state_dir)
         modules[season], scalers[season], plans[season] = module, scaler, plan
         logs.append(log)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
@@ -21,6 +22,7 @@ from torch import nn
 
 from .._progress import bar as progress_bar
 from ..errors import ConfigError, NonFiniteLossError
+from . import resume
 
 __all__ = ["NonFiniteLossError", "resolve_device", "train"]
 
@@ -177,7 +179,8 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
           plateau_patience: int, plateau_factor: float = 0.5, early_stop_patience: int,
           device: str | torch.device = "cpu", seed: int = 0, verbose: bool = True,
           desc: str = "training", amp: bool = False, min_steps: int = 0,
-          max_steps: int | None = None, round_steps: int = 0):
+          max_steps: int | None = None, round_steps: int = 0,
+          state_path: str | os.PathLike | None = None, state_key: Mapping | None = None):
     """Train ``module`` in place and return its history.
 
     Parameters
@@ -226,6 +229,14 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
         many whole passes over ``train_data`` as it takes to reach this many steps; 0 means
         one pass. On a small data set this keeps the validation and the learning-rate
         schedule from reacting to a few noisy batches.
+    state_path : path, optional
+        Where to write the training state after every round (:mod:`.resume`): if the file
+        exists, training continues after the round it holds (or, when that state is of a
+        finished run, its final weights are loaded and nothing is trained). On the same
+        device the result is the one an uninterrupted run gives.
+    state_key : mapping, optional
+        What else decides what this run learns (data, frozen parts), stored with the state;
+        a state written with another key, or other settings of this function, is refused.
 
     Returns
     -------
@@ -241,9 +252,9 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
         Bad settings, no trainable parameter, or data that yields no batch.
     NonFiniteLossError
         If an epoch's loss is NaN or infinite.
+    CheckpointError
+        If ``state_path`` holds a file that is not a readable training state.
     """
-    import pandas as pd
-
     if epochs < 1:
         raise ConfigError(f"epochs must be >= 1, got {epochs}")
     if not 0 < plateau_factor < 1:
@@ -265,6 +276,32 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
     steps = passes = 0
     last_batches = None
     epoch = 0
+    if state_path is not None:
+        key = {**(state_key or {}), "desc": desc, "epochs": epochs, "lr": lr,
+               "weight_decay": weight_decay, "grad_clip": grad_clip,
+               "plateau_patience": plateau_patience, "plateau_factor": plateau_factor,
+               "early_stop_patience": early_stop_patience, "seed": seed, "amp": bool(amp),
+               "min_steps": min_steps, "max_steps": max_steps, "round_steps": round_steps,
+               "parameters": [[k, list(v.shape)] for k, v in module.state_dict().items()]}
+        saved = resume.load_state(state_path, key, map_location=device)
+        if saved is not None and saved["done"]:
+            module.load_state_dict(saved["module"])
+            resume.set_rng_state(saved["rng"], device)
+            logger.info("%s: finished before, read from %s", desc, state_path)
+            return _history(saved["rows"], saved["best_epoch"])
+        if saved is not None:
+            module.load_state_dict(saved["module"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            if scaler is not None and saved["scaler"] is not None:
+                scaler.load_state_dict(saved["scaler"])
+            rows, best_state = saved["rows"], saved["best_state"]
+            best_loss, best_epoch, stale = saved["best_loss"], saved["best_epoch"], saved["stale"]
+            steps, passes, epoch = saved["steps"], saved["passes"], saved["epoch"]
+            last_batches = saved["last_batches"]
+            resume.set_rng_state(saved["rng"], device)
+            logger.info("%s: resuming after round %d (%d steps) from %s", desc, epoch, steps,
+                        state_path)
     while epoch < epochs or steps < min_steps:
         epoch += 1
         start = time.perf_counter()
@@ -327,8 +364,26 @@ def train(module: nn.Module, loss_fn: LossFn, train_data: Iterable, val_data: It
             break
         if max_steps is not None and steps >= max_steps:
             break
+        if state_path is not None:
+            resume.save_state(state_path, key, dict(
+                done=False, module=module.state_dict(), optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                scaler=None if scaler is None else scaler.state_dict(), best_state=best_state,
+                best_loss=best_loss, best_epoch=best_epoch, stale=stale, steps=steps,
+                passes=passes, epoch=epoch, last_batches=last_batches, rows=rows,
+                rng=resume.rng_state(device)))
 
     module.load_state_dict(best_state)
+    if state_path is not None:  # finished: the final weights and curve are all a rerun needs
+        resume.save_state(state_path, key, dict(done=True, module=module.state_dict(),
+                                                rows=rows, best_epoch=best_epoch,
+                                                rng=resume.rng_state(device)))
+    return _history(rows, best_epoch)
+
+
+def _history(rows: list[dict], best_epoch: int):
+    import pandas as pd
+
     # epoch is the index only: a column of the same name would make reset_index() and
     # sort_values("epoch") ambiguous
     history = pd.DataFrame(rows).set_index("epoch")
