@@ -19,6 +19,7 @@ spread (min-max) over seeds of the margin over ``bicubic_bc``.
     python benchmarks/bench_skill.py --cache DIR --untied    # + <model>_untied rows (no step)
     python benchmarks/bench_skill.py --cache DIR --one-step  # + ddpm_1step rows (DDIM-1, 1 member)
     python benchmarks/bench_skill.py --cache DIR --models unet --stage-a-from ddpm  # stage B only
+    python benchmarks/bench_skill.py --config default --beds demo --state-dir DIR  # resumable
 
 With ``point_estimate="conditional_mean"`` (``fast()``), the ``ddpm`` row is the DDPM's
 one-step conditional mean and ``ddpm_ensmean`` the mean of its members.
@@ -69,7 +70,8 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
             coarse_consistency: bool | None = None,
             as_shipped: bool = False, overrides: dict | None = None,
             tag: str = "", verbose: bool = False,
-            stage_a_from: str | None = None) -> tuple[pd.DataFrame, dict]:
+            stage_a_from: str | None = None,
+            state_dir: Path | None = None) -> tuple[pd.DataFrame, dict]:
     coarse, fine, elev = load_pair(bed, seed=seed)  # "demo": the shipped A1 pair
     base = DownscaleConfig.fast if config == "fast" else DownscaleConfig
     # as_shipped: fit exactly as fit() does by default (validation and spread calibration
@@ -92,8 +94,9 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
     def fit():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return Downscaler(cfg, model=model, seasons=[season]).fit(coarse, fine, elev,
-                                                                      pretrained=pretrained)
+            return Downscaler(cfg, model=model, seasons=[season]).fit(
+                coarse, fine, elev, pretrained=pretrained,
+                state_dir=None if state_dir is None else state_dir / name(model))
 
     if cache is None:
         t0 = time.perf_counter()
@@ -178,6 +181,11 @@ def main(argv=None) -> None:
                    help="reuse the stage-A model of MODEL's cached fit of the same bed, season, "
                    "target, configuration and seed (fit(pretrained=...)): it is the same "
                    "training, so only stage B runs")
+    p.add_argument("--state-dir", default=None, metavar="DIR",
+                   help="write each fit's training state under DIR after every round, and "
+                   "resume from it: a run stopped half-way (a time limit) continues where it "
+                   "was when started again (the fit time printed is then the last part's; the "
+                   "training log's seconds add up to the whole)")
     p.add_argument("--verbose", action="store_true",
                    help="log every training round (steps, losses) while fitting")
     p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
@@ -205,7 +213,8 @@ def main(argv=None) -> None:
                               one_step_row=args.one_step,
                               coarse_consistency=False if args.no_coarse_consistency else None,
                               as_shipped=args.as_shipped, overrides=overrides, tag=tag,
-                              verbose=args.verbose, stage_a_from=args.stage_a_from)
+                              verbose=args.verbose, stage_a_from=args.stage_a_from,
+                              state_dir=None if args.state_dir is None else Path(args.state_dir))
         for method, r in table.iterrows():
             rows.append(dict(bed=bed, season=season, model=model, target=target,
                              seed=seed, method=method, **r.to_dict(), **info))
