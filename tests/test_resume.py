@@ -205,3 +205,27 @@ def test_a_finished_fit_is_read_back_and_prediction_settings_may_change(toy_pair
         _fit(toy_pair, tmp_path / "state", small_lr=1e-3)
     with pytest.raises(ConfigError, match=r"stage_b.pt belongs to another fit \(config.lr: 0.001 there, 0.0005 here;"):
         _fit(toy_pair, tmp_path / "state", lr=5e-4)
+
+
+def test_one_fit_at_a_time_writes_a_state_folder(toy_pair, tmp_path):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    state.mkdir()
+    lock = state / ".lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    with pytest.raises(CheckpointError, match="being written by another process"):
+        _fit(toy_pair, state)
+    assert lock.exists() and not (state / "JJA").exists()  # nothing written, the lock kept
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    _fit(toy_pair, state)  # the lock of a process that is gone is taken over
+    assert (state / "JJA" / "stage_b.pt").exists() and not lock.exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CheckpointError, match="is a file"):
+        _fit(toy_pair, tmp_path / "file")

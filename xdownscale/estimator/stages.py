@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import copy
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from .._lock import WriterLock
 from ..data.cells import CellGeometry, cell_offsets
 from ..data.covariates import CovariateSpec
 from ..data.seasons import SEASONS, season_of
 from ..data.transforms import Scaler, log10_transform
 from ..diagnostics import baselines
 from ..diagnostics._common import field
-from ..errors import ConfigError, XDownscaleWarning
+from ..errors import CheckpointError, ConfigError, XDownscaleWarning
 from ..tiling.patches import DayPatchDataset, patch_starts
 from . import inputs, resume
 from .config import MAX_TEXTURE
@@ -309,11 +311,20 @@ def fit_estimator(est, cfg, coarse, fine, elevation, pretrained=None, state_dir=
     data = _Inputs(est, cfg, coarse, fine, elevation)
     seasons = _seasons_to_fit(est, data.fine_times)
     modules, scalers, plans, logs = {}, {}, {}, []
-    for season in seasons:
-        module, scaler, plan, log = _fit_season(est, cfg, season, data, device, pretrained,
-                                                state_dir)
-        modules[season], scalers[season], plans[season] = module, scaler, plan
-        logs.append(log)
+    lock = nullcontext()
+    if state_dir is not None:  # one fit at a time writes a state folder
+        if Path(state_dir).exists() and not Path(state_dir).is_dir():
+            raise CheckpointError(f"state_dir={str(state_dir)!r} is a file; give a folder "
+                                  "(it is created)")
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(Path(state_dir) / ".lock", f"the training state {state_dir}",
+                          CheckpointError)
+    with lock:
+        for season in seasons:
+            module, scaler, plan, log = _fit_season(est, cfg, season, data, device, pretrained,
+                                                    state_dir)
+            modules[season], scalers[season], plans[season] = module, scaler, plan
+            logs.append(log)
 
     FittedState(
         config=cfg, var=est.var, seasons=seasons, modules=modules, scalers=scalers, plans=plans,

@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
-import time
 import warnings
 from pathlib import Path
 
@@ -37,6 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._lock import WriterLock
 from .._progress import bar as progress_bar
 from ..data.transforms import log10_transform
 from ..errors import ConfigError, LagWindowError, StoreError
@@ -141,65 +139,6 @@ def _scan_driver(coarse_log: xr.DataArray, days: pd.DatetimeIndex, block: int = 
 
 
 # -- the store ------------------------------------------------------------------------------
-class _StoreLock:
-    """One writer per store: ``<store>.lock`` created atomically (``O_CREAT | O_EXCL``).
-
-    A lock left by a process that is gone (same host, pid not running: kill -9) is taken over,
-    so a killed rollout can still be resumed."""
-
-    def __init__(self, store: Path) -> None:
-        self.path = store.with_name(store.name + ".lock")
-
-    def __enter__(self):
-        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                           "since": time.strftime("%Y-%m-%d %H:%M:%S")})
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self._stale():
-                    continue
-                raise
-            with os.fdopen(fd, "w") as fh:
-                fh.write(info)
-            return self
-        raise StoreError(f"could not take the lock {self.path}")
-
-    def _stale(self) -> bool:
-        try:
-            owner = json.loads(self.path.read_text() or "{}")
-        except (OSError, ValueError):
-            owner = {}
-        pid, host = owner.get("pid"), owner.get("host")
-        alive = True
-        if host == socket.gethostname() and isinstance(pid, int):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                alive = False
-            except PermissionError:
-                alive = True
-        if not alive:
-            with_pid = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}")
-            try:  # rename first: of two takers, only one wins the stale lock
-                os.replace(self.path, with_pid)
-                with_pid.unlink()
-            except FileNotFoundError:
-                pass
-            return True
-        raise StoreError(
-            f"the rollout store {self.path.with_suffix('')} is being written by another process "
-            f"(pid {pid} on {host} since {owner.get('since')}); wait for it to finish or use "
-            f"another store. If that process is gone, delete {self.path}."
-        )
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
-
-
 def _kind(store: Path) -> str:
     """``"new"`` (absent or an empty folder), ``"partial"`` (created but never finished),
     ``"store"``; anything else is refused without touching it."""
@@ -436,7 +375,8 @@ def rollout(est, coarse, history, *, start=None, end=None, store=None, members=1
         return _run(est, days, coarse_log, seed_buffer, nan, 0, None, meta, members, sampler,
                     steps, seed, fusion, check)
     store = Path(store)
-    with _StoreLock(store):
+    with WriterLock(store.with_name(store.name + ".lock"), f"the rollout store {store}",
+                    StoreError):
         state = _open(store, days, sums, est, var, members, meta)
         done = state["done"].values.astype(bool)[:len(days)]
         first = _first(done, nan)
