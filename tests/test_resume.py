@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import tiny_config  # noqa: E402
-from torch import nn  # noqa: E402
+from test_training import Noisy  # noqa: E402
 
 from xdownscale import Downscaler  # noqa: E402
 from xdownscale.errors import CheckpointError, ConfigError  # noqa: E402
@@ -24,15 +24,6 @@ SETTINGS = dict(epochs=6, lr=0.05, weight_decay=1e-4, grad_clip=1.0, plateau_pat
 
 class Interrupted(Exception):
     """Stands in for a job killed mid-round."""
-
-
-class Noisy(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(3, 1)
-
-    def forward(self, x):
-        return self.lin(x)
 
 
 def _data():
