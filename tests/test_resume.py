@@ -220,3 +220,15 @@ def test_one_fit_at_a_time_writes_a_state_folder(toy_pair, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(CheckpointError, match="is a file"):
         _fit(toy_pair, tmp_path / "file")
+
+
+def test_the_settings_a_resume_may_change_are_config_fields():
+    """A misspelt name in the list would silently make that field part of the key."""
+    from dataclasses import fields
+
+    from xdownscale import DownscaleConfig
+    from xdownscale.estimator.stages import _NOT_TRAINING, _STAGE_A_FIELDS
+
+    names = {f.name for f in fields(DownscaleConfig)}
+    assert _NOT_TRAINING <= names and set(_STAGE_A_FIELDS) <= names
+    assert not _NOT_TRAINING & set(_STAGE_A_FIELDS)
