@@ -50,7 +50,8 @@ MODULES = {_module_name(p): _imports(p) for p in ROOT.rglob("*.py")}
 # The layers, each a folder (or a few shared top-level modules), and what each may import.
 # Data flows one way: data -> tiling -> models -> estimator -> predict -> app; the diagnostics
 # judge arrays beside that flow (the estimator and prediction use them to score and calibrate).
-SHARED = ("xdownscale.errors", "xdownscale._coords", "xdownscale._progress", "xdownscale._lock")
+SHARED = ("xdownscale.errors", "xdownscale._coords", "xdownscale._progress", "xdownscale._lock",
+          "xdownscale._digest")
 LAYERS = {
     "shared": SHARED,
     "data": ("xdownscale.data", "xdownscale.datasets"),

@@ -132,6 +132,18 @@ def test_digests_see_values_shapes_and_dtypes():
     assert resume.module_digest(m) != d
 
 
+def test_module_digest_takes_scalar_and_bfloat16_entries():
+    # a 0-d buffer (a noise schedule's scale, a step counter) and a bfloat16 weight, which
+    # NumPy cannot hold, are hashed as their bytes like any other entry
+    m = torch.nn.Linear(2, 2).to(torch.bfloat16)
+    m.register_buffer("scale", torch.tensor(0.5))
+    d = resume.module_digest(m)
+    assert d == resume.module_digest(m)
+    with torch.no_grad():
+        m.scale.fill_(0.25)
+    assert resume.module_digest(m) != d
+
+
 # -- the estimator ---------------------------------------------------------------------------
 
 CFG = dict(epochs=2, small_epochs=2, min_steps=0, small_min_steps=0, patches_per_day=2,

@@ -20,7 +20,6 @@ safetensors (used for saved estimators) cannot hold. They are read with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import _digest
 from ..errors import CheckpointError, ConfigError
 
 __all__ = ["STATE_FORMAT", "array_digest", "load_state", "module_digest", "rng_state",
@@ -40,23 +40,18 @@ STATE_FORMAT = "xdownscale-training-state-1"
 
 def array_digest(*arrays) -> str:
     """A short SHA-256 of arrays' dtypes, shapes and bytes (days, scaler values, ...)."""
-    h = hashlib.sha256()
+    h = _digest.sha256()
     for a in arrays:
-        a = np.ascontiguousarray(np.asarray(a))
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
+        _digest.feed_array(h, a, header=True)
+    return _digest.hexdigest(h)
 
 
 def module_digest(module: torch.nn.Module) -> str:
-    """A short SHA-256 of a module's state (names, shapes and values), e.g. of the frozen
-    encoder a stage B builds on."""
-    h = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
+    """A short SHA-256 of a module's state (names, shapes, dtypes and values), e.g. of the
+    frozen encoder a stage B builds on."""
+    h = _digest.sha256()
+    _digest.feed_state(h, module.state_dict(), header=True, sort=False)
+    return _digest.hexdigest(h)
 
 
 def _canonical(key: Mapping) -> dict:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import _digest
 from .._lock import WriterLock
 from .._progress import bar as progress_bar
 from ..data.transforms import log10_transform
@@ -103,12 +104,14 @@ def _seed_window(hist_log: xr.DataArray, start: pd.Timestamp, n_lags: int) -> np
 
 # -- fingerprints ---------------------------------------------------------------------------
 def _sha(data) -> str:
-    return hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()[:16]
+    h = _digest.sha256()
+    _digest.feed_array(h, data, header=False)
+    return _digest.hexdigest(h)
 
 
 def estimator_fingerprint(est) -> str:
     """A checksum of everything that makes a fitted estimator predict what it predicts."""
-    h = hashlib.sha256()
+    h = _digest.sha256()
     # execution settings that do not change the numbers are left out
     cfg = {k: v for k, v in est.config_.to_dict().items()
            if k not in ("verbose", "device", "predict_batch_size")}
@@ -116,12 +119,10 @@ def estimator_fingerprint(est) -> str:
                          {s: sc.to_dict() for s, sc in est.scalers_.items()},
                          est.covariate_spec_.to_dict()], sort_keys=True, default=str).encode())
     for arr in (est.lat_, est.lon_, est.elevation_):
-        h.update(np.ascontiguousarray(arr).tobytes())
+        _digest.feed_array(h, arr, header=False)
     for season in sorted(est.modules_):
-        for name, tensor in sorted(est.modules_[season].state_dict().items()):
-            h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+        _digest.feed_state(h, est.modules_[season].state_dict(), header=False, sort=True)
+    return _digest.hexdigest(h)
 
 
 def _scan_driver(coarse_log: xr.DataArray, days: pd.DatetimeIndex, block: int = 64):
