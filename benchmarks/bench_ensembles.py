@@ -33,6 +33,12 @@ Run::
     python benchmarks/bench_ensembles.py --cache /tmp/xds-bench-ens            # all settings
     python benchmarks/bench_ensembles.py --cache /tmp/xds-bench-ens --quick    # a few minutes
     python benchmarks/bench_ensembles.py --bed base --skill-cache DIR  # bench_skill.py's fits
+    python benchmarks/bench_ensembles.py --config default --predictions DIR  # its members
+
+``--predictions DIR`` scores the members ``bench_skill.py --save-predictions DIR`` sampled
+(the fit as shipped: its calibrated spread) beside its U-Net's prediction, one row and the
+issue's bar, with no sampling here: for the default configuration on a CPU, where a day's
+eight members cost minutes.
 
 Members are cut on shifted layouts (``DownscaleConfig.member_shift``) unless
 ``--member-shift off``; fits saved before that field would otherwise load with one layout.
@@ -117,7 +123,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import cached_fit, load_pair, parse_overrides, skill_fit, use_prediction_settings
+from _common import (
+    cached_fit,
+    load_pair,
+    parse_overrides,
+    skill_fit,
+    skill_fit_name,
+    use_prediction_settings,
+)
 
 from xdownscale import DownscaleConfig, Downscaler
 from xdownscale.diagnostics import (
@@ -204,6 +217,74 @@ def texture(member, truth_sv, truth_ps) -> dict:
 
 
 
+def ensemble_figures(ens, truth, truth_sv, truth_ps) -> dict:
+    """The figures of one ensemble (``member`` dim, data units) against the truth, log10."""
+    fair = skill(ens, truth, spaces=("log10",), crps="fair").sel(space="log10")
+    std = skill(ens, truth, spaces=("log10",), crps="standard").sel(space="log10")
+    ss = spread_skill(ens, truth)
+    rh = rank_histogram(ens, truth)
+    return {"lssr": float(ss["ssr_pooled"]), "fcrps": float(fair["crps_mean"]),
+            "crps": float(std["crps_mean"]), "r2": float(fair["r2_mean"]),
+            "rh_out": float(rh["extreme_ratio"]), "rh_delta": float(rh["delta"]),
+            **texture(ens.isel(member=0), truth_sv, truth_ps)}
+
+
+def print_row(row: dict) -> None:
+    print("  " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in row.items()), flush=True)
+
+
+def unet_figures(det, truth, truth_sv, truth_ps) -> tuple[float, dict]:
+    """The deterministic U-Net's MAE (log10) and texture, the bar a DDPM's CRPS must pass."""
+    mae = float(skill(det, truth, spaces=("log10",)).sel(space="log10")["mae_mean"])
+    return mae, texture(det, truth_sv, truth_ps)
+
+
+def from_predictions(args) -> pd.DataFrame:
+    """Score the predictions ``bench_skill.py --save-predictions DIR`` wrote (the DDPM's
+    members as its fit ships them, spread calibration included, and the U-Net's), so a slow
+    configuration's members are sampled once for both benchmarks."""
+    import xarray as xr
+
+    _, set_tag = parse_overrides(args.set)
+    bed = args.bed or "demo"
+
+    def load(model):
+        path = Path(args.predictions) / (skill_fit_name(
+            bed, args.season, model, config=args.config, tag=set_tag, seed=args.seed) + ".nc")
+        if not path.exists():
+            raise SystemExit(f"--predictions: no {path} (run bench_skill.py with "
+                             f"--save-predictions {args.predictions} first)")
+        return xr.load_dataset(path)
+
+    ddpm, unet = load("ddpm"), load("unet")
+    if f"{VAR}_members" not in ddpm:
+        raise SystemExit("--predictions: the DDPM's prediction holds no members (saved with "
+                         "--members 1?)")
+    _, fine, _ = load_pair(args.bed, seed=args.seed, area=args.area)
+    days = pd.DatetimeIndex(ddpm.time.values)
+    truth = fine[VAR].sel(time=days).load()
+    truth_sv = semivariogram(truth, **SV)["gamma_mean"].values
+    truth_ps = power_spectrum(truth)["power_mean"].values
+    ens = ddpm[f"{VAR}_members"].rename(VAR)
+    n = ens.sizes["member"]
+    row = {"setting": "as shipped", "members": n,
+           **ensemble_figures(ens, truth, truth_sv, truth_ps),
+           "s_day": float(ddpm.attrs.get("predict_seconds", np.nan)) / len(days)}
+    unet_mae, unet_tex = unet_figures(unet[VAR], truth, truth_sv, truth_ps)
+    df = pd.DataFrame([row])
+    print(f"{bed}, {args.config} configuration, {args.season}, {len(days)} test days "
+          f"({days[0].date()} .. {days[-1].date()}), seed {args.seed}: the DDPM's {n} members "
+          f"as bench_skill.py predicted them; log10 space")
+    print(f"unet: MAE {unet_mae:.4f}, sv1 {unet_tex['sv1']:.3f}, ps_hi {unet_tex['ps_hi']:.3f}")
+    print(df.to_string(index=False, float_format="{:.3f}".format, na_rep="-"))
+    r = df.iloc[0]
+    print(f"\nissue 13's bar: SSR {r.lssr:.2f} in [0.6, 1.4]: {0.6 <= r.lssr <= 1.4}; fair CRPS "
+          f"{r.fcrps:.4f} < unet MAE {unet_mae:.4f}: {r.fcrps < unet_mae}; member 0's sv1 "
+          f"{r.sv1:.2f} within 30 % of the truth's: {abs(r.sv1 - 1) <= 0.3}")
+    return df
+
+
 def main(argv=None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache", default="bench-cache", help="folder for the fitted models")
@@ -233,7 +314,13 @@ def main(argv=None) -> pd.DataFrame:
     p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
                    help="configuration overrides of the fits (as bench_skill.py --set; "
                         "cached under their own names)")
+    p.add_argument("--predictions", default=None, metavar="DIR",
+                   help="score the DDPM's members and the U-Net's prediction that "
+                        "bench_skill.py --save-predictions DIR wrote for this bed, season, "
+                        "configuration and seed, instead of fitting and sampling here")
     args = p.parse_args(argv)
+    if args.predictions is not None:
+        return from_predictions(args)
     if args.skill_cache is not None and args.bed is None and args.area != "A1":
         p.error("--skill-cache: bench_skill.py's demo pair is area A1")
     torch.set_num_threads(args.threads)
@@ -289,25 +376,16 @@ def main(argv=None) -> pd.DataFrame:
             scaled = 10.0 ** scale_spread(np.log10(ens.values), factor)
             variants.append((f"{factor:.2f}", ens.copy(data=scaled.astype(ens.dtype))))
         for cal, e in variants:
-            fair = skill(e, truth, spaces=("log10",), crps="fair").sel(space="log10")
-            std = skill(e, truth, spaces=("log10",), crps="standard").sel(space="log10")
-            ss = spread_skill(e, truth)
-            rh = rank_histogram(e, truth)
             row = {"sampler": st["sampler"], "steps": st["steps"],
                    "eta": st["eta"] if st["sampler"] == "ddim" else np.nan,
                    "fusion": st["fusion"], "stride": stride, "cal": cal,
-                   "lssr": float(ss["ssr_pooled"]), "fcrps": float(fair["crps_mean"]),
-                   "crps": float(std["crps_mean"]), "r2": float(fair["r2_mean"]),
-                   "rh_out": float(rh["extreme_ratio"]), "rh_delta": float(rh["delta"]),
-                   **texture(e.isel(member=0), truth_sv, truth_ps), "s_day": s_day}
+                   **ensemble_figures(e, truth, truth_sv, truth_ps), "s_day": s_day}
             rows.append(row)
-            print("  " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                                   for k, v in row.items()), flush=True)
+            print_row(row)
 
     unet, _ = fit_or_load(args, "unet", coarse, fine, elev)
     det = unet.predict(coarse.sel(time=days), history=fine)[VAR]
-    unet_mae = float(skill(det, truth, spaces=("log10",)).sel(space="log10")["mae_mean"])
-    unet_tex = texture(det, truth_sv, truth_ps)
+    unet_mae, unet_tex = unet_figures(det, truth, truth_sv, truth_ps)
     df = pd.DataFrame(rows)
     print(f"\nunet: MAE {unet_mae:.4f} (log10), sv1 {unet_tex['sv1']:.3f}, "
           f"ps_hi {unet_tex['ps_hi']:.3f}")

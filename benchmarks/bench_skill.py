@@ -71,7 +71,8 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
             as_shipped: bool = False, overrides: dict | None = None,
             tag: str = "", verbose: bool = False,
             stage_a_from: str | None = None,
-            state_dir: Path | None = None) -> tuple[pd.DataFrame, dict]:
+            state_dir: Path | None = None,
+            save_predictions: Path | None = None) -> tuple[pd.DataFrame, dict]:
     coarse, fine, elev = load_pair(bed, seed=seed)  # "demo": the shipped A1 pair
     base = DownscaleConfig.fast if config == "fast" else DownscaleConfig
     # as_shipped: fit exactly as fit() does by default (validation and spread calibration
@@ -119,8 +120,12 @@ def run_one(bed: str, seed: int, model: str, target: str, config: str, members: 
     point = model == "ddpm" and est.config_.point_estimate == "conditional_mean" and m > 1
     pred = est.predict(coarse.sel(time=days), history=fine, members=m, seed=seed,
                        inference=inference, coarse_consistency=False if untied_row else None,
-                       keep_members=point)
+                       keep_members=point or (save_predictions is not None and m > 1))
     pred_s = time.perf_counter() - t0
+    if save_predictions is not None:  # for bench_ensembles.py --predictions: scored, not redone
+        save_predictions.mkdir(parents=True, exist_ok=True)
+        pred.attrs.update(predict_seconds=pred_s, members=m)
+        pred.to_netcdf(save_predictions / f"{name(model)}.nc")
     truth = fine["DUEXTTAU"]
     interp = interpolated(coarse, truth, method=cfg.regrid_method)
     bias = log_bias(interp, truth, train)
@@ -186,6 +191,9 @@ def main(argv=None) -> None:
                    "resume from it: a run stopped half-way (a time limit) continues where it "
                    "was when started again (the fit time printed is then the last part's; the "
                    "training log's seconds add up to the whole)")
+    p.add_argument("--save-predictions", default=None, metavar="DIR",
+                   help="write each model's prediction of the test days (the DDPM's members "
+                   "kept) to DIR/<fit name>.nc, for bench_ensembles.py --predictions DIR")
     p.add_argument("--verbose", action="store_true",
                    help="log every training round (steps, losses) while fitting")
     p.add_argument("--set", nargs="+", default=None, metavar="NAME=VALUE",
@@ -214,7 +222,9 @@ def main(argv=None) -> None:
                               coarse_consistency=False if args.no_coarse_consistency else None,
                               as_shipped=args.as_shipped, overrides=overrides, tag=tag,
                               verbose=args.verbose, stage_a_from=args.stage_a_from,
-                              state_dir=None if args.state_dir is None else Path(args.state_dir))
+                              state_dir=None if args.state_dir is None else Path(args.state_dir),
+                              save_predictions=None if args.save_predictions is None
+                              else Path(args.save_predictions))
         for method, r in table.iterrows():
             rows.append(dict(bed=bed, season=season, model=model, target=target,
                              seed=seed, method=method, **r.to_dict(), **info))

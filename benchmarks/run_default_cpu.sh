@@ -10,7 +10,8 @@
 #    beside bicubic and bias-corrected bicubic (bench_skill.py: 8 DDIM-10 members);
 # 2. the U-Net on the DDPM's stage A (fit(pretrained=): the same training), scored the same way;
 # 3. the DDPM's 30-day pseudo out-of-data rollout (bench_rollout_skill.py --model);
-# 4. the 8-member ensemble figures beside the U-Net (bench_ensembles.py --config default).
+# 4. the 8-member ensemble figures beside the U-Net (bench_ensembles.py --predictions: the
+#    members step 1 sampled, spread calibration as fit() ships it, scored, not sampled again).
 #
 # Timed on two cores of the development machine (2-core EPYC, float32): a stage-A step
 # 0.16 s and a stage-B step of the DDPM 1.4 s, so stage A (2 818 steps a round, up to 20
@@ -33,7 +34,8 @@ skill() {  # model [extra bench_skill args]
   log "$model: fitting (resumes from $S) and scoring"
   $PY benchmarks/bench_skill.py --config default --beds demo --models "$model" --seeds 0 \
     --as-shipped --verbose --threads "$T" --cache "$C" --state-dir "$S" \
-    --out "$O/skill_demo_$model.csv" "$@" >>"$O/$model.log" 2>&1 || { log "$model failed"; exit 1; }
+    --out "$O/skill_demo_$model.csv" --save-predictions "$O/predictions" "$@" \
+    >>"$O/$model.log" 2>&1 || { log "$model failed"; exit 1; }
 }
 skill ddpm
 skill unet --stage-a-from ddpm
@@ -44,8 +46,8 @@ if [ ! -s "$O/rollout/done" ]; then
 fi
 if [ ! -s "$O/ensembles.done" ]; then
   log "ensembles"
-  $PY benchmarks/bench_ensembles.py --config default --skill-cache "$C" --calibrate \
-    --threads "$T" --settings ddim:10:0:posthoc >"$O/ensembles.log" 2>&1 \
+  $PY benchmarks/bench_ensembles.py --config default --predictions "$O/predictions" \
+    >"$O/ensembles.log" 2>&1 \
     && date >"$O/ensembles.done" || { log "ensembles failed"; exit 1; }
 fi
 log "done: $O"
