@@ -1,10 +1,11 @@
 """Short checksums of arrays and module states (one mechanism, two stored formats).
 
-Shared by the fit's training states and the rollout store's fingerprints. Written by hand because what is hashed must be fixed byte for byte: the digests are stored in
-users' rollout stores and training states and compared on the next run, so neither the
-library's pickling nor torch's serialisation (whose bytes may change between releases) can
-stand in. Each caller picks whether a header (name, shape, dtype) goes before the bytes; a
-format once stored is never changed.
+Shared by the fit's training states and the rollout store's fingerprints. Written by hand
+because what is hashed must be fixed byte for byte: the digests are stored in users' rollout
+stores and training states and compared on the next run, so neither pickling nor torch's
+serialisation (whose bytes may change between releases) can stand in. Each caller picks
+whether a header (name, shape, dtype) goes before the bytes; a format once stored is never
+changed.
 """
 
 from __future__ import annotations
