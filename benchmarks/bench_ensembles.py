@@ -216,7 +216,6 @@ def texture(member, truth_sv, truth_ps) -> dict:
             "ps_hi": ps[-q:].mean() / truth_ps[-q:].mean()}
 
 
-
 def ensemble_figures(ens, truth, truth_sv, truth_ps) -> dict:
     """The figures of one ensemble (``member`` dim, data units) against the truth, log10."""
     fair = skill(ens, truth, spaces=("log10",), crps="fair").sel(space="log10")
