@@ -13,10 +13,11 @@
 # 4. the 8-member ensemble figures beside the U-Net (bench_ensembles.py --predictions: the
 #    members step 1 sampled, spread calibration as fit() ships it, scored, not sampled again).
 #
-# Timed on two cores of the development machine (2-core EPYC, float32): a stage-A step
-# 0.16 s and a stage-B step of the DDPM 1.4 s, so stage A (2 818 steps a round, up to 20
-# rounds, early stopping after 6 without improvement) takes 8-11 minutes a round and the
-# DDPM's stage B (about 3 400 steps) some 80 minutes. Figures in the training guide.
+# Timed on two cores of the development machine (2-core EPYC, float32), about six hours in
+# all: stage A 2 818 steps a round, 8-9 minutes a round, stopped early after 15 rounds; the
+# DDPM's stage B 30 epochs of 88 steps, 146 s an epoch; its 18 test days with 8 members 21
+# minutes; the U-Net's stage B about 2 minutes an epoch; the rollout about 18 minutes.
+# Figures in the training, prediction and rollout guides.
 set -u
 cd "$(dirname "$0")/.."
 C=${CACHE:-.bench-cache/default}
