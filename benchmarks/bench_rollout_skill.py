@@ -203,7 +203,7 @@ def evaluate(est, coarse, fine, start, args, *, fit_s=0.0, tag="") -> pd.DataFra
     lo, hi = (int(x) for x in args.leads.split(","))
     print(f"{args.days}-day rollout from {start.date()}, DDIM-{args.steps}, {args.members} "
           f"member(s); {results['no step'].attrs['n_training_days']} of the rolled-out days "
-          f"are training days; load average {os.getloadavg()[0]:.1f}")
+          f"are in the training period; load average {os.getloadavg()[0]:.1f}")
     print(f"seconds: fit {fit_s:.0f} (0 = cached), "
           + ", ".join(f"true-history prediction + rollout + scoring, {k}: {v:.0f}"
                       for k, v in seconds.items()))

@@ -103,8 +103,9 @@ def evaluate_rollout(est, coarse, fine, *, start, days: int = 30, members: int =
         (1..days, coordinate ``time(lead)``): ``r2``, ``rmse``, ``mae``, ``bias`` (mean
         prediction - mean truth) and, with ``members > 1``, ``crps`` for the two model rows;
         ``drift(source, lead)`` (log10 bias against the driver minus the seed window's).
-        ``attrs`` record the settings and ``n_training_days``, the evaluated days the model
-        was fitted on (a pseudo out-of-data test on training days flatters ``true_history``).
+        ``attrs`` record the settings and ``n_training_days``, the evaluated days in the
+        seasons' training period, trained on or held out for the spread calibration (a pseudo
+        out-of-data test on training days flatters ``true_history``).
 
     Raises
     ------
